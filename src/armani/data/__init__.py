@@ -1,0 +1,1 @@
+"""Data: SynthFashion, the on-disk format, importers, transforms and loaders."""

@@ -1,0 +1,100 @@
+"""Torch dataset over the on-disk format: image, mask, caption ids, sketch, partial image.
+
+Augmentation is seeded per (seed, epoch, index), so the same sample gets the same
+caption choice, flip and crop in any worker and on any rank; call `set_epoch` between
+epochs to get new ones.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..labels import NUM_LABELS
+from .format import Index, read_meta
+from .io import read_image, read_mask
+from .tokenizer import CaptionTokenizer
+from .transforms import letterbox, partial, partial_box, sketch
+
+IGNORE_INDEX = 255  # mask value where a sample has no mask
+
+
+class GarmentDataset(Dataset):
+    """Yields dicts of tensors:
+
+    image (3, S, S) float in [-1, 1]; mask (S, S) int64 (IGNORE_INDEX where unknown);
+    has_mask bool; text (L,) int64; text_len int64; sketch (1, S, S) float in {0, 1};
+    partial (3, S, S) float in [-1, 1] (white outside the kept box); keep (1, S, S) float.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str | tuple[str, ...] | None = "train",
+                 image_size: int = 64, tokenizer: CaptionTokenizer | None = None, max_text_len: int = 64,
+                 augment: bool = True, seed: int = 0, caption: str = "random"):
+        self.root = Path(root)
+        self.meta = read_meta(self.root)
+        self.index = Index(self.root, split)
+        if tokenizer is None:
+            if not self.meta.get("tokenizer"):
+                raise ValueError(f"{root} has no tokenizer; run `armani data tokenizer {root}` "
+                                 "or pass one")
+            tokenizer = CaptionTokenizer.from_file(self.root / self.meta["tokenizer"])
+        self.tokenizer = tokenizer
+        self.size, self.max_text_len = image_size, max_text_len
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        if caption not in ("random", "first"):
+            raise ValueError("caption must be 'random' or 'first'")
+        self.caption = caption
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        rec = self.index[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        img = letterbox(read_image(self.root / rec["image"]), self.size)
+        has_mask = rec.get("mask") is not None
+        if has_mask:
+            mask = letterbox(read_mask(self.root / rec["mask"]), self.size, fill=0, nearest=True)
+        else:
+            mask = np.full((self.size, self.size), IGNORE_INDEX, np.uint8)
+        caps = rec["captions"]
+        text = caps[int(rng.integers(len(caps)))] if self.caption == "random" and self.augment else caps[0]
+        if self.augment and rng.random() < 0.5:
+            img, mask = img[:, ::-1], mask[:, ::-1]
+        box = partial_box(rng, self.size, self.size)
+        part, keep = partial(img, box)
+        edges = sketch(np.ascontiguousarray(img))
+        ids, n = self.tokenizer.encode(text, self.max_text_len)
+        return {
+            "image": _to_unit(img),
+            "mask": torch.from_numpy(mask.astype(np.int64)),
+            "has_mask": torch.tensor(has_mask),
+            "text": torch.from_numpy(ids),
+            "text_len": torch.tensor(n),
+            "sketch": torch.from_numpy(edges > 0).float()[None],
+            "partial": _to_unit(part),
+            "keep": torch.from_numpy(keep).float()[None],
+            "index": torch.tensor(i),
+        }
+
+
+def _to_unit(img: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+
+
+def make_loader(ds: GarmentDataset, batch_size: int, shuffle: bool = True, workers: int = 0,
+                seed: int = 0, drop_last: bool = True) -> DataLoader:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=g,
+                      drop_last=drop_last, persistent_workers=workers > 0, pin_memory=False)
+
+
+assert NUM_LABELS < IGNORE_INDEX

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from PIL import Image
+
+from armani.cli import main
+from conftest import REPO
+
+
+def test_synth_check_show_tokenizer(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["-q", "data", "synth", "--out", str(out), "--n", "60", "--size", "32", "--seed", "2",
+                 "--workers", "1", "--vocab-size", "300", "--holdout", "t-shirt:zipper,coat:hood"]) == 0
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["num_samples"] == 60 and meta["image_size"] == [32, 32] and meta["tokenizer"]
+    assert meta["synth"]["holdout"] == ["t-shirt:zipper", "coat:hood"]
+    assert main(["-q", "data", "check", str(out), "--json", str(tmp_path / "rep.json")]) == 0
+    assert json.loads((tmp_path / "rep.json").read_text())["ok"] is True
+    assert main(["-q", "data", "show", str(out), "--n", "4", "--out", str(tmp_path / "g.png")]) == 0
+    assert Image.open(tmp_path / "g.png").size[1] > 4 * 128
+    assert main(["-q", "data", "tokenizer", str(out), "--vocab-size", "280"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    # Existing output is kept unless --overwrite.
+    assert main(["-q", "data", "synth", "--out", str(out), "--n", "5"]) == 2
+
+
+def test_check_fails_on_broken_dataset(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["-q", "data", "synth", "--out", str(out), "--n", "10", "--size", "32", "--workers", "1"]) == 0
+    (out / "images" / "00000" / "0000003.png").write_bytes(b"not a png")
+    assert main(["-q", "data", "check", str(out)]) == 1
+    assert "0000003" in capsys.readouterr().out
+    assert main(["-q", "data", "check", str(tmp_path / "missing")]) == 1
+
+
+def test_bad_arguments_exit_cleanly(tmp_path, capsys):
+    assert main(["-q", "data", "synth", "--out", str(tmp_path / "x"), "--n", "5", "--holdout", "hat:brim"]) == 2
+    assert "bad hold-out item" in capsys.readouterr().err
+    assert main(["-q", "data", "show", str(tmp_path)]) == 2
+
+
+def test_quickstart_runs_and_resumes(tmp_path, capsys):
+    out = tmp_path / "qs"
+    args = ["-q", "quickstart", "--out", str(out), "--n", "40", "--size", "32"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["stage_seconds"]) == {"synth", "check", "preview"}
+    assert summary["dataset"]["samples"] == 40 and (out / "preview.png").is_file()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("done already") == 3
+    assert main(["-q", "quickstart", "--out", str(out), "--n", "50", "--size", "32"]) == 2  # settings differ
+    assert main(args + ["--fresh"]) == 0
+
+
+def test_module_entry_point():
+    r = subprocess.run([sys.executable, "-m", "armani", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("armani ")
+
+
+def test_readme_commands_match_ci():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    first, second = blocks[0].strip(), blocks[1].strip()
+    assert "torch==2.13.0" in first and "armani quickstart" in first
+    assert "torch==2.13.0" in second and "pytest" in second
+    assert second in (REPO / ".ci" / "run").read_text()
