@@ -76,12 +76,59 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, default=Path("grid.png"))
     v.set_defaults(func=cmd_show)
 
+    mk = dsub.add_parser("masks", help="fill in missing part masks with a trained segmenter")
+    mk.add_argument("dir", type=Path)
+    mk.add_argument("--model", type=Path, required=True, help="segmenter run or bundle")
+    mk.add_argument("--all", action="store_true", help="replace existing masks too")
+    mk.set_defaults(func=cmd_masks)
+
     t = dsub.add_parser("tokenizer", help="train a BPE caption tokenizer, or install a tokenizer.json")
     t.add_argument("dir", type=Path)
     t.add_argument("--vocab-size", type=_positive, default=2048)
     t.add_argument("--from", dest="from_file", type=Path, default=None,
                    help="use this tokenizer.json (e.g. CLIP's) instead of training one")
     t.set_defaults(func=cmd_tokenizer)
+    tr = sub.add_parser("train", help="train a model")
+    trs = tr.add_subparsers(dest="train_cmd", required=True, metavar="MODEL")
+    for name, helptext in (("segmenter", "the part segmenter"), ("maskclip", "MaskCLIP (token-wise alignment)")):
+        x = trs.add_parser(name, help=helptext)
+        x.add_argument("--data", type=Path, required=True)
+        x.add_argument("--out", type=Path, required=True, help="run folder")
+        x.add_argument("--config", default=None, help="preset name (cpu, ...) or JSON file; default: cpu")
+        x.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        x.add_argument("--max-steps", type=_positive, default=None)
+        x.add_argument("--max-minutes", type=float, default=None)
+        x.add_argument("--batch-size", type=_positive, default=None)
+        x.add_argument("--workers", type=int, default=None, help="data loader processes")
+        x.add_argument("--seed", type=int, default=None)
+        if name == "maskclip":
+            x.add_argument("--global", dest="global_loss", action="store_true",
+                           help="train the pooled (global CLIP) baseline instead")
+            x.add_argument("--segmenter", type=Path, default=None,
+                           help="segmenter run that predicts masks for samples without one")
+        x.set_defaults(func=cmd_train, model=name)
+
+    ev = sub.add_parser("eval", help="measure a trained model")
+    evs = ev.add_subparsers(dest="eval_cmd", required=True, metavar="WHAT")
+    e1 = evs.add_parser("segmenter", help="per-label IoU and mIoU")
+    e2 = evs.add_parser("alignment", help="word-part pointing accuracy and mask-text retrieval")
+    for e in (e1, e2):
+        e.add_argument("--model", type=Path, required=True)
+        e.add_argument("--data", type=Path, required=True)
+        e.add_argument("--split", default="val")
+        e.add_argument("--json", type=Path, default=None)
+    e2.add_argument("--baseline", type=Path, default=None, help="a second model (e.g. the --global one) to compare")
+    e2.add_argument("--max-samples", type=_positive, default=None)
+    e1.set_defaults(func=cmd_eval_segmenter)
+    e2.set_defaults(func=cmd_eval_alignment)
+
+    al = sub.add_parser("align", help="draw which mask and image patches each word aligns to (Fig. 6)")
+    al.add_argument("--model", type=Path, required=True, help="MaskCLIP run or bundle")
+    al.add_argument("--image", type=Path, required=True)
+    al.add_argument("--mask", type=Path, required=True, help="part mask PNG (armani label ids)")
+    al.add_argument("--text", required=True)
+    al.add_argument("--out", type=Path, default=Path("align.png"))
+    al.set_defaults(func=cmd_align)
     return p
 
 
@@ -91,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from .data.format import DatasetError
     from .data.importers import ImportFailed
+    from .train.loop import TrainingDiverged
     try:
         return int(args.func(args) or 0)
+    except TrainingDiverged as e:
+        print(f"armani: training stopped: {e}", file=sys.stderr)
+        return 3
     except (UserError, DatasetError, ImportFailed, ValueError, FileNotFoundError) as e:
         print(f"armani: error: {e}", file=sys.stderr)
         return 2
@@ -176,4 +227,98 @@ def cmd_tokenizer(args) -> int:
     meta["tokenizer"] = "tokenizer.json"
     write_meta(args.dir, meta)
     print(f"wrote {args.dir / 'tokenizer.json'} ({tok.vocab_size} tokens)")
+    return 0
+
+
+def cmd_masks(args) -> int:
+    from .data.predict_masks import fill_masks
+    from .progress import bar
+    with bar(None, "masks", "img", args.quiet) as pb:
+        n = fill_masks(args.model, args.dir, overwrite=args.all, progress=pb.update)
+    print(f"wrote {n} predicted masks into {args.dir}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train.loop import Trainer
+    from .train.tasks import maskclip_task, segmenter_task
+    overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
+                 "workers": args.workers, "seed": args.seed}
+    if args.model == "segmenter":
+        task, tcfg = segmenter_task(args.data, args.config, **overrides)
+    else:
+        task, tcfg = maskclip_task(args.data, args.config, global_loss=args.global_loss,
+                                   segmenter=args.segmenter, **overrides)
+    trainer = Trainer(task, tcfg, args.out, resume=args.resume, quiet=args.quiet,
+                      extra_config={"data": str(args.data)})
+    res = trainer.fit()
+    if trainer.acc.is_main_process:
+        loss = f"{res.last_loss:.4f}" if res.last_loss is not None else "n/a"
+        print(f"trained {args.model} for {res.steps} steps in {res.seconds:.0f} s (stopped by {res.stopped_by}), "
+              f"last loss {loss}; model: {res.model_dir}")
+    _end_distributed()
+    return 0
+
+
+def _end_distributed() -> None:
+    """Gloo workers sometimes abort at interpreter exit after a clean run: end them here."""
+    import os
+
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _write_json(path, obj) -> None:
+    if path:
+        Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def cmd_eval_segmenter(args) -> int:
+    from .eval.segmentation import evaluate_segmenter
+    from .progress import bar
+    with bar(None, "eval segmenter", "img", args.quiet) as pb:
+        rep = evaluate_segmenter(args.model, args.data, args.split, progress=pb.update)
+    print(f"{'label':12s} IoU")
+    for k, v in rep["iou_per_label"].items():
+        print(f"{k:12s} {'-' if v is None else f'{v:.3f}'}")
+    print(f"mIoU {rep['miou']:.4f} (parts only {rep['miou_parts']:.4f}), pixel accuracy "
+          f"{rep['pixel_accuracy']:.4f}, {rep['samples']} {args.split} images")
+    _write_json(args.json, rep)
+    return 0
+
+
+def cmd_eval_alignment(args) -> int:
+    from .eval.alignment import evaluate_alignment
+    from .progress import bar
+    reps = {}
+    for name, path in (("model", args.model), ("baseline", args.baseline)):
+        if path is None:
+            continue
+        with bar(None, f"eval alignment ({name})", "img", args.quiet) as pb:
+            reps[name] = evaluate_alignment(path, args.data, args.split, max_samples=args.max_samples,
+                                            progress=pb.update)
+    main_rep = reps["model"]
+    cols = list(reps)
+    print(f"{'part':10s} {'chance':>7s} " + " ".join(f"{c:>9s}" for c in cols) + "   words")
+    for part, ch in main_rep["pointing_chance_per_part"].items():
+        vals = " ".join(f"{reps[c]['pointing_per_part'].get(part, float('nan')):9.3f}" for c in cols)
+        print(f"{part:10s} {ch:7.3f} {vals}   {main_rep['pointing_words'][part]}")
+    for key in ("pointing_accuracy", "pointing_chance", "recall_at_1", "recall_at_5"):
+        print(f"{key:18s} " + " ".join(f"{reps[c][key]:9.3f}" for c in cols))
+    out = dict(main_rep)
+    if "baseline" in reps:
+        out["baseline"] = reps["baseline"]
+    _write_json(args.json, out)
+    return 0
+
+
+def cmd_align(args) -> int:
+    from .eval.align_figure import alignment_figure
+    out = alignment_figure(args.model, args.image, args.mask, args.text, args.out)
+    print(f"wrote {out}")
     return 0

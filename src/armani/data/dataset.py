@@ -32,10 +32,10 @@ class GarmentDataset(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str | tuple[str, ...] | None = "train",
                  image_size: int = 64, tokenizer: CaptionTokenizer | None = None, max_text_len: int = 64,
-                 augment: bool = True, seed: int = 0, caption: str = "random"):
+                 augment: bool = True, seed: int = 0, caption: str = "random", require_mask: bool = False):
         self.root = Path(root)
         self.meta = read_meta(self.root)
-        self.index = Index(self.root, split)
+        self.index = Index(self.root, split, where=(lambda r: bool(r.get("mask"))) if require_mask else None)
         if tokenizer is None:
             if not self.meta.get("tokenizer"):
                 raise ValueError(f"{root} has no tokenizer; run `armani data tokenizer {root}` "

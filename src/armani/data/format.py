@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 class Index:
     """Random access to `index.jsonl` through byte offsets, optionally filtered by split."""
 
-    def __init__(self, root: str | os.PathLike, splits: str | tuple[str, ...] | None = None):
+    def __init__(self, root: str | os.PathLike, splits: str | tuple[str, ...] | None = None,
+                 where: Callable[[dict], bool] | None = None):
         self.root = Path(root)
         self.path = self.root / "index.jsonl"
         if not self.path.is_file():
@@ -89,7 +90,8 @@ class Index:
             pos = 0
             for line in f:
                 if line.strip():
-                    if want is None or _split_of(line) in want:
+                    rec = _parse(line)
+                    if rec is not None and (want is None or rec.get("split") in want) and (where is None or where(rec)):
                         offsets.append(pos)
                 pos += len(line)
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -114,11 +116,12 @@ class Index:
         return state
 
 
-def _split_of(line: bytes) -> str | None:
+def _parse(line: bytes) -> dict | None:
     try:
-        return json.loads(line).get("split")
-    except (json.JSONDecodeError, AttributeError):
+        rec = json.loads(line)
+    except json.JSONDecodeError:
         return None
+    return rec if isinstance(rec, dict) else None
 
 
 def iter_records(root: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:

@@ -1,0 +1,147 @@
+"""The one place that reads and writes weights.
+
+A model bundle is a directory: `config.json` ({"format", "kind", "config", "preprocessing",
+"parents"}) + `model.safetensors`. Parents are the bundles a model was trained with
+(for example MaskCLIP's segmenter), each with the sha256 of its weights. Only
+safetensors and JSON are ever read: no file is unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import from_dict, to_dict
+
+BUNDLE_FORMAT = "armani-model/1"
+WEIGHTS = "model.safetensors"
+
+
+def _registry() -> dict[str, tuple[type, type]]:
+    from .models.maskclip import MaskCLIP, MaskCLIPConfig
+    from .models.segmenter import Segmenter, SegmenterConfig
+    return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP)}
+
+
+def register(kind: str, config_cls: type, model_cls: type) -> None:
+    _EXTRA[kind] = (config_cls, model_cls)
+
+
+_EXTRA: dict[str, tuple[type, type]] = {}
+
+
+def kinds() -> dict[str, tuple[type, type]]:
+    return {**_registry(), **_EXTRA}
+
+
+def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:
+    if kind not in kinds():
+        raise ValueError(f"unknown model kind {kind!r}")
+    cfg_cls, model_cls = kinds()[kind]
+    cfg = config if isinstance(config, cfg_cls) else from_dict(cfg_cls, config)
+    return model_cls(cfg)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under DDP/FSDP/compile wrappers, so saved keys carry no prefixes."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
+
+
+def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocessing: dict | None = None,
+                parents: dict[str, str | os.PathLike] | None = None, extra: dict | None = None,
+                files: dict[str, str] | None = None) -> Path:
+    """Write a bundle atomically (a temporary sibling directory, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        save_file(state_tensors(model), str(tmp / WEIGHTS))
+        meta = {"format": BUNDLE_FORMAT, "kind": kind, "config": to_dict(unwrap(model).cfg),
+                "preprocessing": preprocessing or {}, "parents": parent_records(parents or {}), **(extra or {})}
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def parent_records(parents: dict[str, str | os.PathLike]) -> dict[str, dict[str, str]]:
+    out = {}
+    for name, p in parents.items():
+        b = resolve_bundle(p)
+        out[name] = {"path": str(b), "sha256": sha256_file(b / WEIGHTS)}
+    return out
+
+
+def resolve_bundle(path: str | os.PathLike) -> Path:
+    """A bundle directory, or a run directory (its `model/`, else its newest checkpoint)."""
+    p = Path(path)
+    if (p / "config.json").is_file() and (p / WEIGHTS).is_file():
+        return p
+    if (p / "model" / WEIGHTS).is_file():
+        return p / "model"
+    ckpts = sorted((p / "checkpoints").glob("step-*")) if (p / "checkpoints").is_dir() else []
+    ckpts = [c for c in ckpts if (c / WEIGHTS).is_file() and (c / "config.json").is_file()]
+    if ckpts:
+        return ckpts[-1]
+    raise FileNotFoundError(f"no model found at {p} (expected config.json + {WEIGHTS}, a run's model/ "
+                            "or checkpoints/)")
+
+
+@dataclass
+class Bundle:
+    model: nn.Module
+    kind: str
+    meta: dict
+    path: Path
+
+
+def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
+    b = resolve_bundle(path)
+    try:
+        meta = json.loads((b / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{b / 'config.json'}: invalid JSON ({e})") from None
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{b}: not an armani model bundle (format {meta.get('format')!r})")
+    if kind is not None and meta["kind"] != kind:
+        raise ValueError(f"{b} holds a {meta['kind']} model, expected {kind}")
+    model = build(meta["kind"], meta["config"])
+    state = load_file(str(b / WEIGHTS), device=str(device))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{b}: weights do not fit the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return Bundle(model.to(device).eval(), meta["kind"], meta, b)

@@ -1,0 +1,58 @@
+"""`armani data masks`: fill in part masks with a trained segmenter for the samples of a
+dataset that have none, so real datasets without part annotations can train MaskCLIP."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..checkpoint import load_bundle, sha256_file
+from .format import atomic_write_text, iter_records, read_meta
+from .io import encode_mask_png, read_image, write_bytes
+from .transforms import letterbox
+
+
+def unletterbox(mask: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Undo `letterbox` for a (S, S) label map -> (h, w)."""
+    s = mask.shape[0] / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    y, x = (mask.shape[0] - nh) // 2, (mask.shape[1] - nw) // 2
+    return cv2.resize(mask[y:y + nh, x:x + nw], (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+@torch.no_grad()
+def fill_masks(model_path: str | os.PathLike, root: str | os.PathLike, batch_size: int = 32,
+               overwrite: bool = False, progress=None) -> int:
+    """Predict masks for records whose mask is null (all records with `overwrite`);
+    returns how many were written. The index is rewritten atomically at the end."""
+    root = Path(root)
+    read_meta(root)
+    b = load_bundle(model_path, "segmenter")
+    size = b.model.cfg.image_size
+    tag = f"segmenter:{sha256_file(b.path / 'model.safetensors')[:12]}"
+    records = []
+    for line, rec, err in iter_records(root):
+        if rec is None:
+            raise ValueError(f"index.jsonl line {line}: {err}")
+        records.append(rec)
+    todo = [r for r in records if overwrite or not r.get("mask")]
+    for lo in range(0, len(todo), batch_size):
+        chunk = todo[lo:lo + batch_size]
+        imgs = [read_image(root / r["image"]) for r in chunk]
+        x = torch.from_numpy(np.stack([letterbox(im, size) for im in imgs]).transpose(0, 3, 1, 2).copy())
+        pred = b.model(x.float() / 127.5 - 1).argmax(1).numpy().astype(np.uint8)
+        for r, im, p in zip(chunk, imgs, pred):
+            rel = f"masks/predicted/{r['id']}.png"
+            out = root / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(out, encode_mask_png(unletterbox(p, *im.shape[:2])))
+            r["mask"], r["mask_source"] = rel, tag
+        if progress:
+            progress(len(chunk))
+    atomic_write_text(root / "index.jsonl", "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n"
+                                                    for r in records))
+    return len(todo)

@@ -1,0 +1,1 @@
+"""Pure model modules: no file I/O, no downloads, no prints."""

@@ -1,0 +1,356 @@
+"""The training loop every stage shares.
+
+Built on Hugging Face Accelerate: the same code runs on one CPU, one GPU, or many
+processes (`torchrun` / `accelerate launch`, DDP), with bf16 autocast and gradient
+accumulation from the config. What it guarantees:
+
+- data order is a pure function of (seed, epoch, position): each global batch is a slice
+  of a seeded permutation, and each rank takes its own part of it, so a run with 2
+  processes sees the same global batches as a run with 1 process and twice the batch;
+- checkpoints every `checkpoint_every` steps, written to a temporary directory and renamed,
+  keeping the last `keep_last`; `resume=True` restores weights, optimizer, RNG state and
+  data position, so a run killed at any moment and resumed ends with the same weights as
+  one never interrupted;
+- a non-finite loss stops the run (`TrainingDiverged`) and leaves the last good checkpoint;
+- `max_steps` and `max_minutes` end the run cleanly with a final checkpoint and the model
+  bundle in `<run>/model`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..checkpoint import WEIGHTS, save_bundle, state_tensors, unwrap
+from ..config import TrainConfig, to_dict
+from ..progress import bar
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Task:
+    """What a stage plugs into the loop. Subclasses fill in the methods."""
+
+    kind: str
+    model_config: Any
+    preprocessing: dict = field(default_factory=dict)
+    parents: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)  # extra files for the model bundle (tokenizer.json)
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def train_dataset(self) -> Dataset:
+        raise NotImplementedError
+
+    def compute_loss(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def batch_items(self, batch: dict) -> int:
+        return int(next(iter(batch.values())).shape[0])
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """This rank's share of each global batch of epoch `epoch`, from micro-batch `start` on."""
+
+    def __init__(self, n: int, batch_size: int, world: int, rank: int, seed: int, epoch: int,
+                 start: int, per_epoch: int):
+        self.n, self.b, self.world, self.rank = n, batch_size, world, rank
+        self.seed, self.epoch, self.start, self.per_epoch = seed, epoch, start, per_epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g)
+        gb = self.b * self.world
+        for m in range(self.start, self.per_epoch):
+            lo = m * gb + self.rank * self.b
+            yield perm[lo:lo + self.b].tolist()
+
+    def __len__(self) -> int:
+        return self.per_epoch - self.start
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio at max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    t = min(1.0, t)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# --- checkpoint state: safetensors for tensors, JSON for the rest -------------------------
+
+def _optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def _optimizer_from_files(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for key, v in meta["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    out = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state()
+    return out
+
+
+def _restore_rng(t: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(t["torch"])
+    if "cuda" in t and torch.cuda.is_available():
+        torch.cuda.set_rng_state(t["cuda"])
+
+
+def checkpoints(run: Path) -> list[Path]:
+    d = run / "checkpoints"
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.glob("step-*") if (p / "trainer.json").is_file())
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float
+    stopped_by: str
+    last_loss: float | None
+    model_dir: Path
+
+
+class Trainer:
+    def __init__(self, task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
+                 quiet: bool = False, extra_config: dict | None = None):
+        from accelerate import Accelerator
+
+        self.task, self.cfg, self.run, self.quiet = task, cfg, Path(run_dir), quiet
+        if cfg.mixed_precision not in ("no", "bf16"):
+            raise ValueError("mixed_precision must be 'no' or 'bf16'")
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        self.rank, self.world = self.acc.process_index, self.acc.num_processes
+        existing = checkpoints(self.run)
+        if existing and not resume:
+            raise ValueError(f"{self.run} already holds a run; pass --resume to continue it, or choose "
+                             "another --out")
+        self.resume_from = existing[-1] if (resume and existing) else None
+        if self.acc.is_main_process:
+            self.run.mkdir(parents=True, exist_ok=True)
+            resolved = {"kind": task.kind, "model": to_dict(task.model_config), "train": to_dict(cfg),
+                        "world_size": self.world, **(extra_config or {})}
+            (self.run / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+        self.acc.wait_for_everyone()
+
+    # -- state -------------------------------------------------------------------------
+    def _save(self, model, opt, step: int, epoch: int, micro: int, elapsed: float) -> None:
+        ck = self.run / "checkpoints"
+        final = ck / f"step-{step:08d}"
+        tmp = ck / f".step-{step:08d}.tmp"
+        if self.acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.acc.wait_for_everyone()
+        save_file(_rng_tensors(), str(tmp / f"rng-rank{self.rank}.safetensors"))
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            save_file(state_tensors(model), str(tmp / WEIGHTS))
+            tensors, meta = _optimizer_to_files(opt)
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "config.json").write_text(json.dumps({
+                "format": "armani-model/1", "kind": self.task.kind, "config": to_dict(self.task.model_config),
+                "preprocessing": self.task.preprocessing, "parents": {}}, indent=2) + "\n")
+            (tmp / "trainer.json").write_text(json.dumps({
+                "step": step, "epoch": epoch, "micro": micro, "elapsed": elapsed, "world_size": self.world,
+                "optimizer": meta}, indent=2) + "\n")
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            for old in checkpoints(self.run)[:-self.cfg.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+
+    def _load(self, model, opt) -> tuple[int, int, int, float]:
+        ck = self.resume_from
+        meta = json.loads((ck / "trainer.json").read_text())
+        unwrap(model).load_state_dict(load_file(str(ck / WEIGHTS)))
+        _optimizer_from_files(opt, load_file(str(ck / "optimizer.safetensors")), meta["optimizer"])
+        rng = ck / f"rng-rank{self.rank}.safetensors"
+        if rng.is_file() and meta["world_size"] == self.world:
+            _restore_rng(load_file(str(rng)))
+        else:
+            log.warning("resuming with %d processes from a run with %d: random state is reseeded",
+                        self.world, meta["world_size"])
+            torch.manual_seed(self.cfg.seed + 7919 * self.rank + meta["step"])
+        if self.acc.is_main_process:  # drop log lines written after the checkpoint
+            mpath = self.run / "metrics.jsonl"
+            if mpath.is_file():
+                keep = [ln for ln in mpath.read_text().splitlines() if ln and json.loads(ln)["step"] <= meta["step"]]
+                mpath.write_text("".join(k + "\n" for k in keep))
+        return meta["step"], meta["epoch"], meta["micro"], meta["elapsed"]
+
+    def _all(self, flag: bool) -> bool:
+        """True when `flag` holds on every rank."""
+        t = torch.tensor([1.0 if flag else 0.0], device=self.acc.device)
+        return bool(self.acc.reduce(t, reduction="sum").item() == self.world) if self.world > 1 else flag
+
+    # -- the loop ----------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        cfg, acc = self.cfg, self.acc
+        torch.manual_seed(cfg.seed)
+        model = self.task.build_model()
+        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+        torch.manual_seed(cfg.seed + 7919 * self.rank)
+        step = epoch = micro = 0
+        elapsed = 0.0
+        if self.resume_from is not None:
+            step, epoch, micro, elapsed = self._load(model, opt)
+            log.info("resumed from %s (step %d)", self.resume_from, step)
+        model, opt = acc.prepare(model, opt)
+        ds = self.task.train_dataset()
+        gb = cfg.batch_size * self.world
+        per_epoch = (len(ds) // gb) // cfg.grad_accum * cfg.grad_accum
+        if per_epoch == 0:
+            raise ValueError(f"the dataset has {len(ds)} samples, fewer than one global batch "
+                             f"({gb} x {cfg.grad_accum} accumulation steps)")
+        metrics = open(self.run / "metrics.jsonl", "a") if acc.is_main_process else None
+        t0 = time.perf_counter() - elapsed
+        last_saved, last_loss, stopped_by = step, None, "max_steps"
+        sums: dict[str, float] = {}
+        seen, t_log = 0, time.perf_counter()
+        pbar = bar(cfg.max_steps, f"train {self.task.kind}", "step", self.quiet or not acc.is_main_process)
+        pbar.update(step)
+        model.train()
+        try:
+            while step < cfg.max_steps and stopped_by == "max_steps":
+                if hasattr(ds, "set_epoch"):
+                    ds.set_epoch(epoch)
+                sampler = GlobalBatchSampler(len(ds), cfg.batch_size, self.world, self.rank, cfg.seed, epoch,
+                                             micro, per_epoch)
+                # Its own generator: creating a loader must not draw from the global RNG, or a
+                # resumed run's random stream would drift from the uninterrupted one.
+                loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers,
+                                    generator=torch.Generator().manual_seed(cfg.seed + epoch))
+                pending = 0
+                for batch in loader:
+                    batch = {k: v.to(acc.device, non_blocking=True) if torch.is_tensor(v) else v
+                             for k, v in batch.items()}
+                    sync = pending == cfg.grad_accum - 1
+                    ctx = acc.no_sync(model) if (not sync and self.world > 1) else _null()
+                    with ctx, acc.autocast():
+                        losses = self.task.compute_loss(model, batch)
+                    loss = losses["loss"]
+                    if not self._all(bool(torch.isfinite(loss.detach()).all())):
+                        good = checkpoints(self.run)
+                        raise TrainingDiverged(
+                            f"loss became {float(loss.detach()):.4g} at step {step}; stopped. Last good checkpoint: "
+                            f"{good[-1] if good else 'none'}. Try a lower learning rate or bf16 off.")
+                    with ctx:
+                        acc.backward(loss / cfg.grad_accum)
+                    micro += 1
+                    pending += 1
+                    seen += self.task.batch_items(batch) * self.world
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0.0) + float(v.detach()) / cfg.grad_accum
+                    if pending < cfg.grad_accum:
+                        continue
+                    pending = 0
+                    lr = lr_at(step, cfg)
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    if cfg.grad_clip:
+                        acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    step += 1
+                    pbar.update(1)
+                    if step % cfg.log_every == 0 or step == cfg.max_steps:
+                        n_avg = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                        dt = time.perf_counter() - t_log
+                        row = {"step": step, "lr": lr, "items_per_s": round(seen / max(dt, 1e-9), 2),
+                               "elapsed_s": round(time.perf_counter() - t0, 2),
+                               **{k: v / n_avg for k, v in sums.items()}}
+                        last_loss = row.get("loss")
+                        if metrics:
+                            metrics.write(json.dumps(row) + "\n")
+                            metrics.flush()
+                        pbar.set_postfix(loss=f"{row.get('loss', 0):.4f}", ips=f"{row['items_per_s']:.0f}")
+                        sums, seen, t_log = {}, 0, time.perf_counter()
+                    out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) >= 60 * cfg.max_minutes
+                    if self.world > 1:
+                        out_of_time = not self._all(not out_of_time)
+                    if step % cfg.checkpoint_every == 0 and step < cfg.max_steps and not out_of_time:
+                        self._save(model, opt, step, epoch, micro, time.perf_counter() - t0)
+                        last_saved = step
+                    if out_of_time:
+                        stopped_by = "max_minutes"
+                        break
+                    if step >= cfg.max_steps:
+                        break
+                if micro >= per_epoch:
+                    epoch, micro = epoch + 1, 0
+            elapsed = time.perf_counter() - t0
+            if step != last_saved or not checkpoints(self.run):
+                self._save(model, opt, step, epoch, micro, elapsed)
+            if self.world > 1:  # every rank must end with the same weights; record the proof
+                sums = torch.stack([p.detach().double().sum() for p in unwrap(model).parameters()]).sum()
+                every = acc.gather(sums.reshape(1).to(acc.device)).cpu().tolist()
+                if acc.is_main_process:
+                    (self.run / "ranks.json").write_text(json.dumps({"param_checksums": every}) + "\n")
+            if acc.is_main_process:
+                save_bundle(self.run / "model", unwrap(model), self.task.kind, self.task.preprocessing,
+                            self.task.parents, extra={"trained_steps": step}, files=self.task.files)
+            acc.wait_for_everyone()
+        finally:
+            pbar.close()
+            if metrics:
+                metrics.close()
+        return FitResult(step, round(elapsed, 2), stopped_by, last_loss, self.run / "model")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,132 @@
+"""The segmenter and MaskCLIP as training tasks for the shared loop."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoint import load_bundle
+from ..config import TrainConfig, from_dict, load_raw
+from ..data.dataset import IGNORE_INDEX, GarmentDataset
+from ..data.format import read_meta
+from ..data.tokenizer import CaptionTokenizer
+from ..models.maskclip import MaskCLIP, MaskCLIPConfig
+from ..models.segmenter import Segmenter, SegmenterConfig
+from .loop import Task
+
+
+def load_configs(kind: str, spec, model_cls, overrides: dict | None = None) -> tuple:
+    raw = load_raw(kind, spec)
+    model_cfg = from_dict(model_cls, raw.get("model"))
+    train = {k: v for k, v in (overrides or {}).items() if v is not None}
+    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
+    return model_cfg, train_cfg
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Class-balanced cross entropy plus a soft Dice term: both keep tiny parts (buttons,
+    logos: a few pixels each) from being drowned by the large ones. Class weights are the
+    inverse square root of each label's pixel share in the image, capped at 20.
+
+    Every term is computed per image and then averaged, so the loss of a batch split over
+    several processes (DDP averages their gradients) equals the loss of the whole batch.
+    """
+    b, k = logits.shape[:2]
+    valid = target != IGNORE_INDEX
+    tgt = torch.where(valid, target, torch.zeros_like(target))
+    onehot = F.one_hot(tgt, k).permute(0, 3, 1, 2).float() * valid[:, None]  # (B, K, H, W)
+    counts = onehot.sum((2, 3))  # (B, K)
+    share = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    weight = torch.where(counts > 0, (share.clamp(min=1e-8) * k).rsqrt(), torch.zeros_like(share)).clamp(max=20)
+    ce_pix = F.cross_entropy(logits.float(), tgt, reduction="none")  # (B, H, W)
+    w_pix = weight.gather(1, tgt.flatten(1)).view_as(ce_pix) * valid
+    ce = ((ce_pix * w_pix).sum((1, 2)) / w_pix.sum((1, 2)).clamp(min=1e-8)).mean()
+    prob = logits.float().softmax(1) * valid[:, None]
+    inter = (prob * onehot).sum((2, 3))
+    denom = prob.sum((2, 3)) + counts
+    present = (counts > 0).float()
+    dice_k = 1 - (2 * inter + 1) / (denom + 1)
+    dice = ((dice_k * present).sum(1) / present.sum(1).clamp(min=1)).mean()
+    return {"loss": ce + dice, "ce": ce.detach(), "dice": dice.detach()}
+
+
+@dataclass
+class SegmenterTask(Task):
+    data: Path = Path()
+    train_cfg: TrainConfig = field(default_factory=TrainConfig)
+
+    def build_model(self) -> nn.Module:
+        return Segmenter(self.model_config)
+
+    def train_dataset(self):
+        return GarmentDataset(self.data, "train", image_size=self.model_config.image_size,
+                              max_text_len=self.train_cfg.max_text_len, seed=self.train_cfg.seed,
+                              require_mask=True)
+
+    def compute_loss(self, model, batch):
+        return seg_loss(model(batch["image"]), batch["mask"])
+
+
+def segmenter_task(data: str | os.PathLike, config=None, **train_overrides) -> tuple[SegmenterTask, TrainConfig]:
+    model_cfg, train_cfg = load_configs("segmenter", config, SegmenterConfig, train_overrides)
+    read_meta(data)
+    task = SegmenterTask(kind="segmenter", model_config=model_cfg, data=Path(data), train_cfg=train_cfg,
+                         preprocessing={"image_size": model_cfg.image_size, "letterbox_fill": 255,
+                                        "pixel_range": [-1, 1]})
+    return task, train_cfg
+
+
+@dataclass
+class MaskCLIPTask(Task):
+    data: Path = Path()
+    train_cfg: TrainConfig = field(default_factory=TrainConfig)
+    tokenizer: CaptionTokenizer | None = None
+    segmenter: Path | None = None
+    _seg: nn.Module | None = None
+
+    def build_model(self) -> nn.Module:
+        return MaskCLIP(self.model_config)
+
+    def train_dataset(self):
+        return GarmentDataset(self.data, "train", image_size=self.model_config.image_size,
+                              tokenizer=self.tokenizer, max_text_len=self.model_config.max_text_len,
+                              seed=self.train_cfg.seed, require_mask=self.segmenter is None)
+
+    def masks(self, batch) -> torch.Tensor:
+        """Ground-truth masks; where a sample has none, the frozen segmenter's prediction."""
+        mask = batch["mask"]
+        if self.segmenter is not None and not bool(batch["has_mask"].all()):
+            if self._seg is None:
+                self._seg = load_bundle(self.segmenter, "segmenter").model.requires_grad_(False).eval()
+            self._seg.to(mask.device)
+            with torch.no_grad():
+                pred = self._seg(batch["image"]).argmax(1)
+            mask = torch.where(batch["has_mask"][:, None, None], mask, pred)
+        return mask
+
+    def compute_loss(self, model, batch):
+        return model(self.masks(batch), batch["text"], batch["text_len"])
+
+
+def maskclip_task(data: str | os.PathLike, config=None, global_loss: bool = False,
+                  segmenter: str | os.PathLike | None = None, **train_overrides) -> tuple[MaskCLIPTask, TrainConfig]:
+    model_cfg, train_cfg = load_configs("maskclip", config, MaskCLIPConfig, train_overrides)
+    meta = read_meta(data)
+    if not meta.get("tokenizer"):
+        raise ValueError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
+    tok_path = Path(data) / meta["tokenizer"]
+    tok = CaptionTokenizer.from_file(tok_path)
+    # The text side follows the dataset's tokenizer; image side and widths follow the config.
+    model_cfg = replace(model_cfg, vocab_size=tok.vocab_size, loss="global" if global_loss else model_cfg.loss)
+    train_cfg = replace(train_cfg, max_text_len=model_cfg.max_text_len)
+    parents = {"segmenter": segmenter} if segmenter else {}
+    task = MaskCLIPTask(kind="maskclip", model_config=model_cfg, data=Path(data), train_cfg=train_cfg,
+                        tokenizer=tok, segmenter=Path(segmenter) if segmenter else None,
+                        preprocessing={"image_size": model_cfg.image_size, "patch": model_cfg.patch,
+                                       "tokenizer": "tokenizer.json", "max_text_len": model_cfg.max_text_len},
+                        parents=parents, files={"tokenizer.json": tok.to_str()})
+    return task, train_cfg

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import Dataset
+
+from armani.cli import main
+from armani.config import TrainConfig
+from armani.train.loop import Task, Trainer, TrainingDiverged, checkpoints
+from conftest import REPO
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    width: int = 4
+
+
+class ToyModel(nn.Module):
+    def __init__(self, cfg: ToyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.lin = nn.Linear(cfg.width, 8)
+        self.drop = nn.Dropout(0.2)  # random: resuming must restore the RNG too
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.out(self.drop(torch.relu(self.lin(x)))).squeeze(-1)
+
+
+class ToyData(Dataset):
+    def __init__(self, n: int = 64):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+@dataclass
+class ToyTask(Task):
+    nan_at: int | None = None
+    calls: int = 0
+
+    def build_model(self):
+        return ToyModel(self.model_config)
+
+    def train_dataset(self):
+        return ToyData()
+
+    def compute_loss(self, model, batch):
+        self.calls += 1
+        loss = ((model(batch["x"]) - batch["y"]) ** 2).mean()
+        if self.nan_at is not None and self.calls >= self.nan_at:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+
+CFG = TrainConfig(max_steps=8, batch_size=8, grad_accum=2, lr=0.05, warmup_steps=2, checkpoint_every=2,
+                  keep_last=10, log_every=1)
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def test_resume_from_a_checkpoint_matches_uninterrupted(tmp_path):
+    a = tmp_path / "a"
+    res = Trainer(ToyTask("toy", ToyConfig()), CFG, a, quiet=True).fit()
+    assert res.steps == 8 and res.stopped_by == "max_steps"
+    assert [c.name for c in checkpoints(a)] == [f"step-{s:08d}" for s in (2, 4, 6, 8)]
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    for c in checkpoints(b)[2:]:
+        shutil.rmtree(c)
+    shutil.rmtree(b / "model")
+    Trainer(ToyTask("toy", ToyConfig()), CFG, b, resume=True, quiet=True).fit()
+    wa, wb = weights(a), weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    steps = [json.loads(x)["step"] for x in (b / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+    # Without --resume an existing run is refused; with it, a finished run stays finished.
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(ToyTask("toy", ToyConfig()), CFG, a, quiet=True)
+
+
+def test_keeps_last_k_and_writes_run_files(tmp_path):
+    run = tmp_path / "r"
+    Trainer(ToyTask("toy", ToyConfig()), replace(CFG, keep_last=2), run, quiet=True).fit()
+    assert [c.name for c in checkpoints(run)] == ["step-00000006", "step-00000008"]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["grad_accum"] == 2 and cfg["kind"] == "toy"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"step", "loss", "lr", "items_per_s"} <= set(rows[-1])
+    assert not list((run / "checkpoints").glob(".*"))  # no temporary directories left
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    run = tmp_path / "nan"
+    # Two micro-steps per optimizer step: call 9 is the first of step 5.
+    with pytest.raises(TrainingDiverged, match="step 4"):
+        Trainer(ToyTask("toy", ToyConfig(), nan_at=9), CFG, run, quiet=True).fit()
+    assert [c.name for c in checkpoints(run)] == ["step-00000002", "step-00000004"]
+    assert not (run / "model").exists()
+
+
+def test_max_minutes_ends_cleanly(tmp_path):
+    run = tmp_path / "t"
+    res = Trainer(ToyTask("toy", ToyConfig()), replace(CFG, max_minutes=1e-9, max_steps=1000), run, quiet=True).fit()
+    assert res.stopped_by == "max_minutes" and res.steps == 1
+    assert [c.name for c in checkpoints(run)] == ["step-00000001"] and (run / "model" / "model.safetensors").is_file()
+
+
+def _tiny_config(path: Path, steps: int) -> Path:
+    path.write_text(json.dumps({"model": {"image_size": 32, "channels": [4, 8]},
+                                "train": {"max_steps": steps, "batch_size": 4, "lr": 0.01, "warmup_steps": 2,
+                                          "checkpoint_every": 2, "keep_last": 3, "log_every": 1,
+                                          "image_size": 32}}))
+    return path
+
+
+def test_kill_9_then_resume_matches_uninterrupted(synth_ds, tmp_path):
+    cfg = _tiny_config(tmp_path / "tiny.json", 16)
+    base = ["-q", "train", "segmenter", "--data", str(synth_ds), "--config", str(cfg)]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    run = tmp_path / "b"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "armani"] + base + ["--out", str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoints" / "step-00000006").is_dir():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = checkpoints(run)
+    assert done and done[-1].name != "step-00000016", "the run finished before it could be killed"
+    assert main(base + ["--out", str(run), "--resume"]) == 0
+    wa, wb = weights(tmp_path / "a"), weights(run)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_two_processes_match_one(synth_ds, tmp_path):
+    cfg = _tiny_config(tmp_path / "tiny.json", 3)
+    args = ["train", "segmenter", "--data", str(synth_ds), "--config", str(cfg)]
+    assert main(["-q"] + args + ["--out", str(tmp_path / "one"), "--batch-size", "8"]) == 0
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "armani", "-q"] + args + ["--out", str(tmp_path / "two"), "--batch-size", "4"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sums = json.loads((tmp_path / "two" / "ranks.json").read_text())["param_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for k in w1:
+        assert torch.allclose(w1[k], w2[k], rtol=1e-4, atol=1e-5), k
