@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 from PIL import Image
 
 from armani.cli import main
@@ -84,4 +83,3 @@ def test_train_errors_are_clear(synth_ds, tmp_path, capsys):
                  "--config", str(bad)]) == 2
     assert "unknown SegmenterConfig keys: widths" in capsys.readouterr().err
     assert main(["-q", "eval", "segmenter", "--model", str(tmp_path / "none"), "--data", str(synth_ds)]) == 2
-    np.zeros(1)

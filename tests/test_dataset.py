@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import torch
 
 from armani.data.dataset import IGNORE_INDEX, GarmentDataset, make_loader
+from armani.data.importers import import_dataset
 from armani.data.transforms import letterbox, partial_box, sketch
 from armani.labels import NUM_LABELS
 
@@ -56,10 +59,8 @@ def test_loader_workers_match_single_process(synth_ds):
 
 
 def test_dataset_without_masks(tmp_path, samples):
-    from armani.data.importers import import_dataset
     src = tmp_path / "f"
     (src / "images").mkdir(parents=True)
-    import shutil
     shutil.copy(samples / "vitonhd" / "test" / "image" / "03191_00.jpg", src / "images" / "a.jpg")
     (src / "images" / "a.txt").write_text("white tee")
     out = import_dataset("folder", src, tmp_path / "ds", tokenizer_vocab=300, val_fraction=0, test_fraction=0).out

@@ -111,3 +111,9 @@ def test_files_match_records(synth_ds):
     s = make_sample(3, int(rec["id"]), 48)
     assert np.array_equal(s["image"], img) and np.array_equal(s["mask"], mask)
     assert s["captions"] == rec["captions"]
+
+
+def test_mask_is_the_majority_of_each_image_pixel():
+    from armani.data.synth import downsample_labels
+    lab = np.array([[1, 1, 2, 3], [1, 2, 3, 2], [7, 0, 5, 5], [0, 0, 5, 1]], np.uint8)
+    assert downsample_labels(lab).tolist() == [[1, 3], [0, 5]]  # ties go to the part drawn on top

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -169,3 +170,21 @@ def test_two_processes_match_one(synth_ds, tmp_path):
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
     for k in w1:
         assert torch.allclose(w1[k], w2[k], rtol=1e-4, atol=1e-5), k
+
+
+def test_bf16_mixed_precision_runs(synth_ds, tmp_path):
+    cfg = _tiny_config(tmp_path / "tiny.json", 2)
+    raw = json.loads(cfg.read_text())
+    raw["train"]["mixed_precision"] = "bf16"
+    cfg.write_text(json.dumps(raw))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    # A separate process: Accelerate keeps one precision setting per process.
+    r = subprocess.run([sys.executable, "-m", "armani", "-q", "train", "segmenter", "--data", str(synth_ds),
+                        "--config", str(cfg), "--out", str(tmp_path / "bf16")], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(x) for x in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(row["loss"]) for row in rows)
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["train"]["mixed_precision"] == "bf16"
+    w = weights(tmp_path / "bf16")
+    assert all(v.dtype == torch.float32 for v in w.values())  # weights stay float32 under autocast

@@ -190,5 +190,5 @@ class DatasetWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or self.tmp.exists():
+        if self.tmp.exists():  # not committed: an exception, or a writer that never finished
             self.abort()

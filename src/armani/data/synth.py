@@ -3,8 +3,9 @@
 Each sample is drawn from its own random stream, seeded by (seed, index), so the output
 does not depend on the number of worker processes and the same arguments give
 byte-identical files. Geometry lives in a unit square (y down) and is scaled to the
-image size; the image is rendered at twice the size and downsampled (anti-aliasing),
-the mask is rasterised at the final size with the same polygons (exact labels).
+image size. Labels are rasterised at twice the size; the image is coloured there and
+downsampled (anti-aliasing), and the mask takes the majority label of the same 2 x 2
+sub-pixels, so each mask pixel names what its image pixel mostly shows.
 """
 from __future__ import annotations
 
@@ -361,6 +362,17 @@ def _rasterize(shapes: list, size: int, offset: tuple[float, float], scale: floa
     return lab
 
 
+def downsample_labels(lab: np.ndarray) -> np.ndarray:
+    """(2S, 2S) label map -> (S, S): each pixel takes the most common label of its 2 x 2
+    sub-pixels (ties go to the higher id, parts drawn on top), so the mask matches what
+    the downsampled image shows, tiny parts included."""
+    s = lab.shape[0] // 2
+    v = lab.reshape(s, 2, s, 2).transpose(0, 2, 1, 3).reshape(s, s, 4).astype(np.int32)
+    counts = (v[..., :, None] == v[..., None, :]).sum(-1)  # (S, S, 4)
+    best = np.argmax(counts * 256 + v, axis=-1)
+    return np.take_along_axis(v, best[..., None], -1)[..., 0].astype(np.uint8)
+
+
 def _jitter_color(rng: np.random.Generator, name: str, amount: float = 10) -> np.ndarray:
     return np.clip(np.asarray(ALL_COLORS[name], np.float32) + rng.uniform(-amount, amount, 3), 0, 255)
 
@@ -390,9 +402,9 @@ def render(a: dict, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     shapes = garment_shapes(a, rng)
     scale = float(rng.uniform(0.92, 1.04))
     offset = (float(rng.uniform(-0.03, 0.03)), float(rng.uniform(-0.03, 0.03)))
-    mask = _rasterize(shapes, size, offset, scale)
     n = 2 * size  # supersampled image
     lab = _rasterize(shapes, n, offset, scale)
+    mask = downsample_labels(lab)
 
     main = _jitter_color(rng, a["color"])
     lut = np.zeros((len(LABELS), 3), np.float32)
@@ -457,13 +469,13 @@ def visible_attributes(a: dict, mask: np.ndarray) -> dict:
         a["sleeve"] = "none"
     if a["collar"] != "none" and gone("collar"):
         a["collar"] = "none"
-    for flag, label in (("lapel", "lapel"), ("hood", "hood"), ("zipper", "zipper"), ("logo", "logo"),
-                        ("cuffs", "cuff"), ("hem", "hem")):
+    for flag, label, color in (("lapel", "lapel", None), ("hood", "hood", None), ("hem", "hem", None),
+                               ("zipper", "zipper", "zipper_color"), ("logo", "logo", "logo_color"),
+                               ("cuffs", "cuff", "cuff_color")):
         if a[flag] and gone(label):
             a[flag] = False
-            for key in (f"{flag}_color", "cuff_color" if flag == "cuffs" else None):
-                if key in a:
-                    a[key] = None
+            if color:
+                a[color] = None
     if a["buttons"] and gone("button"):
         a["buttons"], a["button_color"] = 0, None
     if a["pockets"] and gone("pocket"):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..labels import NUM_LABELS
+from ..losses.contrastive import global_contrastive_loss, tokenwise_contrastive_loss
 from .layers import TransformerBlock, key_padding_bias
 
 
@@ -124,7 +125,6 @@ class MaskCLIP(nn.Module):
         return s.masked_fill(~text_valid[:, None, :], float("-inf")).argmax(-1)
 
     def forward(self, mask: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        from ..losses.contrastive import global_contrastive_loss, tokenwise_contrastive_loss
         m, mv, mp = self.encode_mask(mask)
         t, tv, tp = self.encode_text(ids, lengths)
         scale = self.logit_scale.clamp(max=math.log(100.0))

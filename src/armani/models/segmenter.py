@@ -32,7 +32,8 @@ class Segmenter(nn.Module):
         self.pool = nn.ModuleList()
         cin = ch[0]
         for i, c in enumerate(ch):
-            self.down.append(nn.Sequential(*[ResBlock(cin if b == 0 else c, c, cfg.dropout) for b in range(cfg.blocks)]))
+            blocks = [ResBlock(cin if b == 0 else c, c, cfg.dropout) for b in range(cfg.blocks)]
+            self.down.append(nn.Sequential(*blocks))
             cin = c
             if i < len(ch) - 1:
                 self.pool.append(nn.Conv2d(c, c, 3, stride=2, padding=1))

@@ -178,6 +178,8 @@ class Trainer:
         self.resume_from = existing[-1] if (resume and existing) else None
         if self.acc.is_main_process:
             self.run.mkdir(parents=True, exist_ok=True)
+            if self.resume_from is None:  # a fresh start keeps no log of an earlier, unsaved attempt
+                (self.run / "metrics.jsonl").unlink(missing_ok=True)
             resolved = {"kind": task.kind, "model": to_dict(task.model_config), "train": to_dict(cfg),
                         "world_size": self.world, **(extra_config or {})}
             (self.run / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
