@@ -32,21 +32,11 @@ def _registry() -> dict[str, tuple[type, type]]:
     return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP)}
 
 
-def register(kind: str, config_cls: type, model_cls: type) -> None:
-    _EXTRA[kind] = (config_cls, model_cls)
-
-
-_EXTRA: dict[str, tuple[type, type]] = {}
-
-
-def kinds() -> dict[str, tuple[type, type]]:
-    return {**_registry(), **_EXTRA}
-
-
 def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:
-    if kind not in kinds():
+    kinds = _registry()
+    if kind not in kinds:
         raise ValueError(f"unknown model kind {kind!r}")
-    cfg_cls, model_cls = kinds()[kind]
+    cfg_cls, model_cls = kinds[kind]
     cfg = config if isinstance(config, cfg_cls) else from_dict(cfg_cls, config)
     return model_cls(cfg)
 
