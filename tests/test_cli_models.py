@@ -83,3 +83,11 @@ def test_train_errors_are_clear(synth_ds, tmp_path, capsys):
                  "--config", str(bad)]) == 2
     assert "unknown SegmenterConfig keys: widths" in capsys.readouterr().err
     assert main(["-q", "eval", "segmenter", "--model", str(tmp_path / "none"), "--data", str(synth_ds)]) == 2
+
+
+def test_cpu_preset_text_sides(synth_ds):
+    from armani.train.tasks import maskclip_task
+    tokenwise, _ = maskclip_task(synth_ds)
+    pooled, _ = maskclip_task(synth_ds, global_loss=True)
+    assert tokenwise.model_config.text_layers == 0 and tokenwise.model_config.loss == "tokenwise"
+    assert pooled.model_config.text_layers == 2 and pooled.model_config.loss == "global"

@@ -122,6 +122,10 @@ def maskclip_task(data: str | os.PathLike, config=None, global_loss: bool = Fals
     tok = CaptionTokenizer.from_file(tok_path)
     # The text side follows the dataset's tokenizer; image side and widths follow the config.
     model_cfg = replace(model_cfg, vocab_size=tok.vocab_size, loss="global" if global_loss else model_cfg.loss)
+    if model_cfg.loss == "global" and model_cfg.text_layers == 0:
+        # The pooled baseline reads the caption at [EOS]: without attention that token knows
+        # nothing of the words, so the baseline gets the contextual encoder it needs.
+        model_cfg = replace(model_cfg, text_layers=2)
     train_cfg = replace(train_cfg, max_text_len=model_cfg.max_text_len)
     parents = {"segmenter": segmenter} if segmenter else {}
     task = MaskCLIPTask(kind="maskclip", model_config=model_cfg, data=Path(data), train_cfg=train_cfg,
