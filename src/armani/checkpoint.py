@@ -71,8 +71,7 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocess
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         save_file(state_tensors(model), str(tmp / WEIGHTS))
-        meta = {"format": BUNDLE_FORMAT, "kind": kind, "config": to_dict(unwrap(model).cfg),
-                "preprocessing": preprocessing or {}, "parents": parent_records(parents or {}), **(extra or {})}
+        meta = {**bundle_meta(kind, unwrap(model).cfg, preprocessing, parents), **(extra or {})}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
@@ -86,6 +85,13 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocess
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def bundle_meta(kind: str, config: Any, preprocessing: dict | None = None,
+                parents: dict[str, str | os.PathLike] | None = None) -> dict:
+    """The `config.json` of a bundle (or of a checkpoint, which is a bundle too)."""
+    return {"format": BUNDLE_FORMAT, "kind": kind, "config": to_dict(config),
+            "preprocessing": preprocessing or {}, "parents": parent_records(parents or {})}
 
 
 def parent_records(parents: dict[str, str | os.PathLike]) -> dict[str, dict[str, str]]:

@@ -84,8 +84,9 @@ def evaluate_alignment(model_path: str | os.PathLike, data: str | os.PathLike, s
         parts = _patch_parts(masks, cfg.patch)
         caps = [r["captions"] for r in recs]
         flat = [(i, c) for i, cs in enumerate(caps) for c in cs]
-        ids = torch.from_numpy(np.stack([tok.encode(c, cfg.max_text_len)[0] for _, c in flat]))
-        lens = torch.tensor([tok.encode(c, cfg.max_text_len)[1] for _, c in flat])
+        encoded = [tok.encode(c, cfg.max_text_len) for _, c in flat]
+        ids = torch.from_numpy(np.stack([e[0] for e in encoded]))
+        lens = torch.tensor([e[1] for e in encoded])
         t, tv, tp = model.encode_text(ids, lens)
         for row, (i, c) in enumerate(flat):
             for word, pos in words_with_tokens(tok, c, cfg.max_text_len):

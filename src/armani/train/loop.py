@@ -24,6 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..checkpoint import WEIGHTS, save_bundle, state_tensors, unwrap
+from ..checkpoint import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
 from ..config import TrainConfig, to_dict
 from ..progress import bar
 
@@ -200,9 +201,8 @@ class Trainer:
             save_file(state_tensors(model), str(tmp / WEIGHTS))
             tensors, meta = _optimizer_to_files(opt)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
-            (tmp / "config.json").write_text(json.dumps({
-                "format": "armani-model/1", "kind": self.task.kind, "config": to_dict(self.task.model_config),
-                "preprocessing": self.task.preprocessing, "parents": {}}, indent=2) + "\n")
+            bundle = bundle_meta(self.task.kind, self.task.model_config, self.task.preprocessing)
+            (tmp / "config.json").write_text(json.dumps(bundle, indent=2) + "\n")
             (tmp / "trainer.json").write_text(json.dumps({
                 "step": step, "epoch": epoch, "micro": micro, "elapsed": elapsed, "world_size": self.world,
                 "optimizer": meta}, indent=2) + "\n")
@@ -259,7 +259,7 @@ class Trainer:
         t0 = time.perf_counter() - elapsed
         last_saved, last_loss, stopped_by = step, None, "max_steps"
         sums: dict[str, float] = {}
-        seen, t_log = 0, time.perf_counter()
+        seen, summed, t_log = 0, 0, time.perf_counter()
         pbar = bar(cfg.max_steps, f"train {self.task.kind}", "step", self.quiet or not acc.is_main_process)
         pbar.update(step)
         model.train()
@@ -278,7 +278,7 @@ class Trainer:
                     batch = {k: v.to(acc.device, non_blocking=True) if torch.is_tensor(v) else v
                              for k, v in batch.items()}
                     sync = pending == cfg.grad_accum - 1
-                    ctx = acc.no_sync(model) if (not sync and self.world > 1) else _null()
+                    ctx = acc.no_sync(model) if (not sync and self.world > 1) else nullcontext()
                     with ctx, acc.autocast():
                         losses = self.task.compute_loss(model, batch)
                     loss = losses["loss"]
@@ -305,19 +305,19 @@ class Trainer:
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                     step += 1
+                    summed += 1
                     pbar.update(1)
                     if step % cfg.log_every == 0 or step == cfg.max_steps:
-                        n_avg = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
                         dt = time.perf_counter() - t_log
                         row = {"step": step, "lr": lr, "items_per_s": round(seen / max(dt, 1e-9), 2),
                                "elapsed_s": round(time.perf_counter() - t0, 2),
-                               **{k: v / n_avg for k, v in sums.items()}}
+                               **{k: v / summed for k, v in sums.items()}}
                         last_loss = row.get("loss")
                         if metrics:
                             metrics.write(json.dumps(row) + "\n")
                             metrics.flush()
                         pbar.set_postfix(loss=f"{row.get('loss', 0):.4f}", ips=f"{row['items_per_s']:.0f}")
-                        sums, seen, t_log = {}, 0, time.perf_counter()
+                        sums, seen, summed, t_log = {}, 0, 0, time.perf_counter()
                     out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) >= 60 * cfg.max_minutes
                     if self.world > 1:
                         out_of_time = not self._all(not out_of_time)
@@ -349,10 +349,3 @@ class Trainer:
                 metrics.close()
         return FitResult(step, round(elapsed, 2), stopped_by, last_loss, self.run / "model")
 
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
