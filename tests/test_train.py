@@ -155,9 +155,20 @@ def test_kill_9_then_resume_matches_uninterrupted(synth_ds, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_two_processes_match_one(synth_ds, tmp_path):
-    cfg = _tiny_config(tmp_path / "tiny.json", 3)
-    args = ["train", "segmenter", "--data", str(synth_ds), "--config", str(cfg)]
+def _tiny_maskclip_config(path: Path, steps: int) -> Path:
+    path.write_text(json.dumps({
+        "model": {"image_size": 32, "patch": 8, "mask_width": 16, "mask_layers": 1, "mask_heads": 2,
+                  "max_text_len": 48, "text_width": 16, "text_layers": 1, "text_heads": 2, "embed_dim": 8},
+        "train": {"max_steps": steps, "batch_size": 4, "lr": 0.01, "warmup_steps": 1, "checkpoint_every": 2,
+                  "log_every": 1, "image_size": 32, "max_text_len": 48}}))
+    return path
+
+
+@pytest.mark.parametrize("model", ["segmenter", "maskclip"])
+def test_two_processes_match_one(synth_ds, tmp_path, model):
+    """For MaskCLIP this needs the contrastive negatives of the whole global batch on each process."""
+    cfg = (_tiny_config if model == "segmenter" else _tiny_maskclip_config)(tmp_path / "tiny.json", 3)
+    args = ["train", model, "--data", str(synth_ds), "--config", str(cfg)]
     assert main(["-q"] + args + ["--out", str(tmp_path / "one"), "--batch-size", "8"]) == 0
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -169,7 +180,13 @@ def test_two_processes_match_one(synth_ds, tmp_path):
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
     for k in w1:
-        assert torch.allclose(w1[k], w2[k], rtol=1e-4, atol=1e-5), k
+        a, b = w1[k], w2[k]
+        if k.endswith("attn.qkv.bias"):
+            # The key bias has an exactly zero gradient (softmax ignores a shift shared by all
+            # keys), so Adam turns rounding noise into steps: compare the query and value parts.
+            third = a.shape[0] // 3
+            a, b = torch.cat([a[:third], a[2 * third:]]), torch.cat([b[:third], b[2 * third:]])
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), k
 
 
 def test_bf16_mixed_precision_runs(synth_ds, tmp_path):

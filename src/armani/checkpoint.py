@@ -29,7 +29,9 @@ WEIGHTS = "model.safetensors"
 def _registry() -> dict[str, tuple[type, type]]:
     from .models.maskclip import MaskCLIP, MaskCLIPConfig
     from .models.segmenter import Segmenter, SegmenterConfig
-    return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP)}
+    from .models.vqgan import VQGANConfig, VQModel
+    return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP),
+            "vqgan": (VQGANConfig, VQModel)}
 
 
 def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:

@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_tokenizer)
     tr = sub.add_parser("train", help="train a model")
     trs = tr.add_subparsers(dest="train_cmd", required=True, metavar="MODEL")
-    for name, helptext in (("segmenter", "the part segmenter"), ("maskclip", "MaskCLIP (token-wise alignment)")):
+    for name, helptext in (("segmenter", "the part segmenter"), ("maskclip", "MaskCLIP (token-wise alignment)"),
+                           ("vqgan", "stage 1: the cross-modal VQGAN (image tokenizer)"),
+                           ("sketch-vq", "the sketch tokenizer (VQ autoencoder on edge maps)")):
         x = trs.add_parser(name, help=helptext)
         x.add_argument("--data", type=Path, required=True)
         x.add_argument("--out", type=Path, required=True, help="run folder")
@@ -106,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
                            help="train the pooled (global CLIP) baseline instead")
             x.add_argument("--segmenter", type=Path, default=None,
                            help="segmenter run that predicts masks for samples without one")
+        if name == "vqgan":
+            x.add_argument("--maskclip", type=Path, default=None,
+                           help="trained MaskCLIP (fusion, eq. 9, and the semantic loss)")
+            x.add_argument("--segmenter", type=Path, default=None,
+                           help="trained segmenter (semantic loss, perceptual features, missing masks)")
+            x.add_argument("--fusion", choices=("maskclip", "none"), default=None,
+                           help="'none' trains the plain VQGAN codebook (baseline); default from the config")
         x.set_defaults(func=cmd_train, model=name)
 
     ev = sub.add_parser("eval", help="measure a trained model")
@@ -121,6 +130,26 @@ def _parser() -> argparse.ArgumentParser:
     e2.add_argument("--max-samples", type=_positive, default=None)
     e1.set_defaults(func=cmd_eval_segmenter)
     e2.set_defaults(func=cmd_eval_alignment)
+    e3 = evs.add_parser("recon", help="tokenizer reconstruction: PSNR, SSIM, codebook usage, perplexity")
+    e3.add_argument("--model", type=Path, required=True, help="stage-1 (vqgan) or sketch-vq run or bundle")
+    e3.add_argument("--data", type=Path, required=True)
+    e3.add_argument("--split", default="val")
+    e3.add_argument("--json", type=Path, default=None)
+    e3.add_argument("--grid", type=Path, default=None, help="PNG of originals above their reconstructions")
+    e3.add_argument("--max-samples", type=_positive, default=None)
+    e3.add_argument("--maskclip", type=Path, default=None, help="override the MaskCLIP the model records")
+    e3.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
+    e3.set_defaults(func=cmd_eval_recon)
+
+    tk = sub.add_parser("tokenize", help="encode a dataset once into token ids for stage 2")
+    tk.add_argument("--model", type=Path, required=True, help="stage-1 (vqgan) run or bundle")
+    tk.add_argument("--sketch-model", type=Path, default=None, help="sketch-vq run or bundle")
+    tk.add_argument("--data", type=Path, required=True)
+    tk.add_argument("--out", type=Path, required=True)
+    tk.add_argument("--splits", default=None, help="comma-separated; default: every split the dataset has")
+    tk.add_argument("--maskclip", type=Path, default=None, help="override the MaskCLIP the model records")
+    tk.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
+    tk.set_defaults(func=cmd_tokenize)
 
     al = sub.add_parser("align", help="draw which mask and image patches each word aligns to (Fig. 6)")
     al.add_argument("--model", type=Path, required=True, help="MaskCLIP run or bundle")
@@ -241,11 +270,17 @@ def cmd_masks(args) -> int:
 
 def cmd_train(args) -> int:
     from .train.loop import Trainer
+    from .train.stage1 import sketch_task, vqgan_task
     from .train.tasks import maskclip_task, segmenter_task
     overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
                  "workers": args.workers, "seed": args.seed}
     if args.model == "segmenter":
         task, tcfg = segmenter_task(args.data, args.config, **overrides)
+    elif args.model == "vqgan":
+        task, tcfg = vqgan_task(args.data, args.maskclip, args.segmenter, args.config, fusion=args.fusion,
+                                **overrides)
+    elif args.model == "sketch-vq":
+        task, tcfg = sketch_task(args.data, args.config, **overrides)
     else:
         task, tcfg = maskclip_task(args.data, args.config, global_loss=args.global_loss,
                                    segmenter=args.segmenter, **overrides)
@@ -289,6 +324,35 @@ def cmd_eval_segmenter(args) -> int:
     print(f"mIoU {rep['miou']:.4f} (parts only {rep['miou_parts']:.4f}), pixel accuracy "
           f"{rep['pixel_accuracy']:.4f}, {rep['samples']} {args.split} images")
     _write_json(args.json, rep)
+    return 0
+
+
+def cmd_eval_recon(args) -> int:
+    from .eval.recon import evaluate_recon
+    from .progress import bar
+    with bar(None, "eval recon", "img", args.quiet) as pb:
+        rep = evaluate_recon(args.model, args.data, args.split, max_samples=args.max_samples, grid=args.grid,
+                             maskclip=args.maskclip, segmenter=args.segmenter, progress=pb.update)
+    print(f"{rep['input']} tokenizer ({rep['tokens_per_image']} tokens/image, fusion {rep['fusion']}) on "
+          f"{rep['samples']} {args.split} images: PSNR {rep['psnr']:.2f} dB, SSIM {rep['ssim']:.4f}, "
+          f"codebook usage {rep['codebook_usage']:.3f} ({rep['codes_used']}/{rep['num_codes']}), "
+          f"perplexity {rep['perplexity']:.1f}")
+    if args.grid:
+        print(f"wrote {args.grid}")
+    _write_json(args.json, rep)
+    return 0
+
+
+def cmd_tokenize(args) -> int:
+    from .progress import bar
+    from .tokenize import tokenize_dataset
+    splits = [s for s in args.splits.split(",") if s] if args.splits else None
+    with bar(None, "tokenize", "img", args.quiet) as pb:
+        info = tokenize_dataset(args.model, args.data, args.out, args.sketch_model, splits,
+                                maskclip=args.maskclip, segmenter=args.segmenter, progress=pb.update)
+    sizes = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
+    print(f"wrote {args.out}: {sizes} samples; {info['image_grid'] ** 2} image tokens"
+          + (f", {info['sketch_grid'] ** 2} sketch tokens" if info["sketch_grid"] else "") + " each")
     return 0
 
 

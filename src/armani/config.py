@@ -1,6 +1,6 @@
 """Configs: frozen dataclasses at the boundary, JSON presets in `armani/configs/`.
 
-A config file is JSON: {"model": {...}, "train": {...}}; keys it leaves out keep the
+A config file is JSON: {"model": {...}, "train": {...}[, "loss": {...}]}; keys it leaves out keep the
 preset's values, unknown keys are errors.
 """
 from __future__ import annotations
@@ -70,10 +70,10 @@ def load_raw(kind: str, spec: str | os.PathLike | None) -> dict[str, Any]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON ({e})") from None
         base = load_raw(kind, user.pop("preset", "cpu"))
-        for section in ("model", "train"):
+        for section in ("model", "train", "loss"):
             base[section] = {**base.get(section, {}), **user.pop(section, {})}
         if user:
-            raise ValueError(f"{path}: unknown sections {sorted(user)} (expected model, train, preset)")
+            raise ValueError(f"{path}: unknown sections {sorted(user)} (expected model, train, loss, preset)")
         return base
     res = resources.files("armani") / "configs" / f"{kind}-{spec}.json"
     if not res.is_file():

@@ -38,6 +38,8 @@ from ..checkpoint import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwra
 from ..config import TrainConfig, to_dict
 from ..progress import bar
 
+TRAIN_ONLY = "train-only.safetensors"  # checkpoint weights that are not part of the model bundle
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,16 @@ class Task:
     preprocessing: dict = field(default_factory=dict)
     parents: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)  # extra files for the model bundle (tokenizer.json)
+    # Convolutional models train about 1.3x faster on this CPU (oneDNN) with NHWC tensors;
+    # the loop converts the model and every 4-D float batch tensor when this is set.
+    channels_last: bool = False
+    # When set (e.g. "vq."), only the parameters under this prefix form the model bundle and
+    # a checkpoint's model.safetensors; the rest (a discriminator) is kept for resuming only.
+    export_prefix: str = ""
+    # Written into the run's resolved config (e.g. loss weights, which perceptual network).
+    describe: dict = field(default_factory=dict)
+    # The optimizer step being computed; the loop sets it before each compute_loss.
+    step: int = 0
 
     def build_model(self) -> nn.Module:
         raise NotImplementedError
@@ -63,6 +75,9 @@ class Task:
 
     def compute_loss(self, model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def on_checkpoint(self, model: nn.Module, step: int, run: Path) -> None:
+        """Called on the main process after each checkpoint (e.g. to save sample grids)."""
 
     def batch_items(self, batch: dict) -> int:
         return int(next(iter(batch.values())).shape[0])
@@ -182,7 +197,7 @@ class Trainer:
             if self.resume_from is None:  # a fresh start keeps no log of an earlier, unsaved attempt
                 (self.run / "metrics.jsonl").unlink(missing_ok=True)
             resolved = {"kind": task.kind, "model": to_dict(task.model_config), "train": to_dict(cfg),
-                        "world_size": self.world, **(extra_config or {})}
+                        **task.describe, "world_size": self.world, **(extra_config or {})}
             (self.run / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
         self.acc.wait_for_everyone()
 
@@ -198,11 +213,17 @@ class Trainer:
         save_file(_rng_tensors(), str(tmp / f"rng-rank{self.rank}.safetensors"))
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            save_file(state_tensors(model), str(tmp / WEIGHTS))
+            weights, rest = self._split(state_tensors(model))
+            save_file(weights, str(tmp / WEIGHTS))
+            if rest:
+                save_file(rest, str(tmp / TRAIN_ONLY))
             tensors, meta = _optimizer_to_files(opt)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
-            bundle = bundle_meta(self.task.kind, self.task.model_config, self.task.preprocessing)
+            # A checkpoint is a usable bundle too: parents and extra files as in model/.
+            bundle = bundle_meta(self.task.kind, self.task.model_config, self.task.preprocessing, self.task.parents)
             (tmp / "config.json").write_text(json.dumps(bundle, indent=2) + "\n")
+            for name, text in self.task.files.items():
+                (tmp / name).write_text(text)
             (tmp / "trainer.json").write_text(json.dumps({
                 "step": step, "epoch": epoch, "micro": micro, "elapsed": elapsed, "world_size": self.world,
                 "optimizer": meta}, indent=2) + "\n")
@@ -210,12 +231,29 @@ class Trainer:
             os.replace(tmp, final)
             for old in checkpoints(self.run)[:-self.cfg.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
+            was_training = model.training
+            self.task.on_checkpoint(unwrap(model), step, self.run)
+            model.train(was_training)
         self.acc.wait_for_everyone()
+
+    def _split(self, state: dict) -> tuple[dict, dict]:
+        p = self.task.export_prefix
+        if not p:
+            return state, {}
+        return ({k[len(p):]: v for k, v in state.items() if k.startswith(p)},
+                {k: v for k, v in state.items() if not k.startswith(p)})
+
+    def _exported(self, model) -> nn.Module:
+        m = unwrap(model)
+        return m.get_submodule(self.task.export_prefix.rstrip(".")) if self.task.export_prefix else m
 
     def _load(self, model, opt) -> tuple[int, int, int, float]:
         ck = self.resume_from
         meta = json.loads((ck / "trainer.json").read_text())
-        unwrap(model).load_state_dict(load_file(str(ck / WEIGHTS)))
+        state = {self.task.export_prefix + k: v for k, v in load_file(str(ck / WEIGHTS)).items()}
+        if (ck / TRAIN_ONLY).is_file():
+            state.update(load_file(str(ck / TRAIN_ONLY)))
+        unwrap(model).load_state_dict(state)
         _optimizer_from_files(opt, load_file(str(ck / "optimizer.safetensors")), meta["optimizer"])
         rng = ck / f"rng-rank{self.rank}.safetensors"
         if rng.is_file() and meta["world_size"] == self.world:
@@ -231,6 +269,14 @@ class Trainer:
                 mpath.write_text("".join(k + "\n" for k in keep))
         return meta["step"], meta["epoch"], meta["micro"], meta["elapsed"]
 
+    def _to_device(self, v):
+        if not torch.is_tensor(v):
+            return v
+        v = v.to(self.acc.device, non_blocking=True)
+        if self.task.channels_last and v.ndim == 4 and v.is_floating_point():
+            v = v.contiguous(memory_format=torch.channels_last)
+        return v
+
     def _all(self, flag: bool) -> bool:
         """True when `flag` holds on every rank."""
         t = torch.tensor([1.0 if flag else 0.0], device=self.acc.device)
@@ -241,6 +287,8 @@ class Trainer:
         cfg, acc = self.cfg, self.acc
         torch.manual_seed(cfg.seed)
         model = self.task.build_model()
+        if self.task.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
         torch.manual_seed(cfg.seed + 7919 * self.rank)
         step = epoch = micro = 0
@@ -275,10 +323,10 @@ class Trainer:
                                     generator=torch.Generator().manual_seed(cfg.seed + epoch))
                 pending = 0
                 for batch in loader:
-                    batch = {k: v.to(acc.device, non_blocking=True) if torch.is_tensor(v) else v
-                             for k, v in batch.items()}
+                    batch = {k: self._to_device(v) for k, v in batch.items()}
                     sync = pending == cfg.grad_accum - 1
                     ctx = acc.no_sync(model) if (not sync and self.world > 1) else nullcontext()
+                    self.task.step = step
                     with ctx, acc.autocast():
                         losses = self.task.compute_loss(model, batch)
                     loss = losses["loss"]
@@ -340,7 +388,7 @@ class Trainer:
                 if acc.is_main_process:
                     (self.run / "ranks.json").write_text(json.dumps({"param_checksums": every}) + "\n")
             if acc.is_main_process:
-                save_bundle(self.run / "model", unwrap(model), self.task.kind, self.task.preprocessing,
+                save_bundle(self.run / "model", self._exported(model), self.task.kind, self.task.preprocessing,
                             self.task.parents, extra={"trained_steps": step}, files=self.task.files)
             acc.wait_for_everyone()
         finally:

@@ -77,6 +77,7 @@ def segmenter_task(data: str | os.PathLike, config=None, **train_overrides) -> t
     task = SegmenterTask(kind="segmenter", model_config=model_cfg, data=Path(data), train_cfg=train_cfg,
                          preprocessing={"image_size": model_cfg.image_size, "letterbox_fill": 255,
                                         "pixel_range": [-1, 1]})
+    task.channels_last = True
     return task, train_cfg
 
 

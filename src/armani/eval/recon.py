@@ -1,0 +1,119 @@
+"""Tokenizer quality (`armani eval recon`): PSNR, SSIM, codebook usage and perplexity on a
+split, for the image tokenizer (stage 1) and the sketch tokenizer, plus a grid of
+originals above their reconstructions.
+
+PSNR and SSIM are computed on images scaled to [0, 1] (peak 1). SSIM is the usual one
+(Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, averaged over
+channels and the valid (unpadded) window positions, then over images.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..data.dataset import GarmentDataset
+from ..data.format import read_meta
+from ..data.io import encode_png_rgb, write_bytes
+from ..models.quantize import perplexity_of
+from ..tokenize import load_stage1
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per image, for tensors in [0, 1]: 10 log10(1 / MSE)."""
+    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp(min=1e-12))
+
+
+def _gauss(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    g = torch.exp(-((torch.arange(size, dtype=torch.float64) - size // 2) ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per image SSIM of (B, C, H, W) tensors in [0, 1]."""
+    x, y = x.double(), y.double()
+    c = x.shape[1]
+    g = _gauss(size, sigma).to(x.device)
+    w = (g[:, None] * g[None, :]).expand(c, 1, size, size).contiguous()
+
+    def blur(t):
+        return F.conv2d(t, w, groups=c)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.flatten(1).mean(1)
+
+
+@torch.no_grad()
+def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split: str = "val",
+                   batch_size: int = 64, max_samples: int | None = None, grid: str | os.PathLike | None = None,
+                   grid_n: int = 16, maskclip=None, segmenter=None, progress=None) -> dict:
+    st = load_stage1(model_path, maskclip, segmenter)
+    cfg = st.vq.cfg
+    sketch = st.vq.cfg.in_channels == 1
+    tok = st.tokenizer
+    meta = read_meta(data)
+    if tok is None and meta.get("tokenizer"):
+        from ..data.tokenizer import CaptionTokenizer
+        tok = CaptionTokenizer.from_file(Path(data) / meta["tokenizer"])
+    ds = GarmentDataset(data, split, image_size=cfg.image_size, tokenizer=tok, max_text_len=st.max_text_len,
+                        augment=False, caption="first")
+    if len(ds) == 0:
+        raise ValueError(f"{data}: split {split!r} is empty")
+    n = len(ds) if max_samples is None else min(len(ds), max_samples)
+    loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size, shuffle=False)
+    counts = torch.zeros(cfg.num_codes, dtype=torch.int64)
+    ps, ss, shown = [], [], []
+    for batch in loader:
+        x = batch["sketch"] * 2 - 1 if sketch else batch["image"]
+        masks = batch["mask"].clone()
+        masks[~batch["has_mask"]] = 0
+        idx = st.encode(x, batch["text"], batch["text_len"], masks, batch["has_mask"]) if not sketch \
+            else st.encode(x)
+        rec = st.decode(idx)
+        a, b = (x + 1) / 2, (rec + 1) / 2
+        ps.append(psnr(a, b))
+        ss.append(ssim(a, b))
+        counts += torch.bincount(idx.flatten(), minlength=cfg.num_codes)
+        if grid and sum(len(s[0]) for s in shown) < grid_n:
+            shown.append((a[:grid_n], b[:grid_n]))
+        if progress:
+            progress(len(x))
+    p, s = torch.cat(ps), torch.cat(ss)
+    rep = {"split": split, "samples": n, "model": str(st.path), "input": "sketch" if sketch else "image",
+           "fusion": cfg.fusion, "psnr": float(p.mean()), "psnr_std": float(p.std()) if n > 1 else 0.0,
+           "ssim": float(s.mean()), "codebook_usage": float((counts > 0).float().mean()),
+           "codes_used": int((counts > 0).sum()), "num_codes": cfg.num_codes,
+           "perplexity": perplexity_of(counts), "tokens_per_image": cfg.grid ** 2}
+    if grid:
+        orig = torch.cat([o for o, _ in shown])[:grid_n]
+        recs = torch.cat([r for _, r in shown])[:grid_n]
+        write_bytes(grid, encode_png_rgb(_grid(orig, recs)))
+        rep["grid"] = str(grid)
+    return rep
+
+
+def _grid(orig: torch.Tensor, rec: torch.Tensor, cols: int = 8) -> np.ndarray:
+    """Rows of originals, each followed by a row of their reconstructions."""
+    def rgb(t):
+        t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
+        return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    o, r = rgb(orig), rgb(rec)
+    n, h, w, _ = o.shape
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    pad = 2
+    out = np.full((rows * 2 * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        rr, cc = divmod(i, cols)
+        y, x = pad + rr * 2 * (h + pad), pad + cc * (w + pad)
+        out[y:y + h, x:x + w] = o[i]
+        out[y + h + pad:y + 2 * h + pad, x:x + w] = r[i]
+    return out

@@ -1,0 +1,136 @@
+"""Stage-1 losses (eq. 10-11): reconstruction, perceptual, PatchGAN hinge with the adaptive
+weight, and the semantic loss through the frozen segmenter and MaskCLIP.
+
+No pretrained network can be downloaded here, so the perceptual term takes any frozen
+feature network: by default the project's own segmenter encoder (trained on the same
+garments), or VGG16 from a local safetensors file when a user has one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from .contrastive import pair_similarity
+
+
+@dataclass(frozen=True)
+class VQGANLossConfig:
+    lambda1: float = 0.9            # eq. 11: weight of the VQGAN loss
+    lambda2: float = 0.1            # eq. 11: weight of the semantic loss (eq. 10)
+    l1_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    perceptual: str = "segmenter"   # "segmenter", "vgg16" (needs vgg_weights) or "none"
+    vgg_weights: str | None = None  # local .safetensors with torchvision's VGG16 key names
+    disc_weight: float = 0.5
+    disc_start: int = 1000          # optimizer steps before the adversarial terms switch on
+    disc_width: int = 64
+    disc_layers: int = 3
+    semantic_every: int = 1         # compute the semantic loss every N steps (0: never)
+    balance_edges: bool = False     # sketches: weight edge and background pixels equally in L1
+
+
+def balanced_l1(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    """L1 for sparse binary maps in {-1, 1} (edge maps): edge pixels (> 0) and background
+    pixels each carry half of the loss, so an all-background output is no easy minimum."""
+    err = (x - recon).abs()
+    edge = x > 0
+    n_edge = edge.sum().clamp(min=1)
+    n_bg = (~edge).sum().clamp(min=1)
+    return 0.5 * (err[edge].sum() / n_edge + err[~edge].sum() / n_bg)
+
+
+def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+
+
+def adaptive_weight(rec: torch.Tensor, g: torch.Tensor, last: torch.Tensor, max_weight: float = 1e4) -> torch.Tensor:
+    """Esser et al.'s balance: |grad rec| / |grad g| at the decoder's last layer, detached."""
+    gr = torch.autograd.grad(rec, last, retain_graph=True)[0]
+    gg = torch.autograd.grad(g, last, retain_graph=True)[0]
+    w = gr.norm() / (gg.norm() + 1e-4)
+    return w.clamp(0.0, max_weight).detach()
+
+
+def _unit(f: torch.Tensor) -> torch.Tensor:
+    return f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+
+
+class FeaturePerceptual(nn.Module):
+    """LPIPS-style distance on a frozen network's feature maps: channel-normalised features,
+    squared differences, averaged over positions and summed over layers (no learned
+    per-channel weights: there is no human-judgement data to fit them to)."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.features = features  # callable: images in [-1, 1] -> list of (B, C, h, w)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx, fy = self.features(x), self.features(y)
+        return sum((_unit(a) - _unit(b)).pow(2).sum(1).mean((1, 2)) for a, b in zip(fx, fy)).mean()
+
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+_VGG_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in torchvision's numbering
+
+
+class VGG16Features(nn.Module):
+    """VGG16's convolutional trunk with torchvision's layer numbering (`features.N.weight`),
+    so converted torchvision weights load as they are."""
+
+    def __init__(self):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = 3
+        for v in _VGG16:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
+                c = v
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = ((x + 1) / 2 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if i in _VGG_TAPS:
+                out.append(h)
+        return out
+
+
+def load_vgg16(path: str | os.PathLike) -> VGG16Features:
+    """VGG16 features from a local .safetensors file (keys `features.N.*` or `N.*`). Pickled
+    .pth files are refused: convert one once with `safetensors.torch.save_file`."""
+    p = str(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"VGG16 weights not found: {p}")
+    if not p.endswith(".safetensors"):
+        raise ValueError(f"{p}: VGG16 weights must be a .safetensors file (pickled files are never loaded)")
+    state = load_file(p)
+    state = {(k if k.startswith("features.") else f"features.{k}"): v for k, v in state.items()
+             if k.startswith("features.") or k.split(".")[0].isdigit()}
+    net = VGG16Features()
+    missing, _ = net.load_state_dict(state, strict=False)
+    if missing:
+        raise ValueError(f"{p}: not VGG16 feature weights (missing {missing[:3]})")
+    return net.eval().requires_grad_(False)
+
+
+def semantic_loss(images: torch.Tensor, segmenter: nn.Module, maskclip: nn.Module, text_tokens: torch.Tensor,
+                  text_valid: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: 1 - D(M(images), T) per image (B,), D = MaskCLIP's token-wise similarity of the
+    segmenter's soft mask and the caption. Gradients flow to `images` through both frozen nets."""
+    size = maskclip.cfg.image_size
+    if images.shape[-1] != size:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    probs = segmenter(images).float().softmax(1)
+    m, mv, _ = maskclip.encode_mask(probs)
+    return 1.0 - pair_similarity(m, mv, text_tokens, text_valid)

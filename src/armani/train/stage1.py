@@ -1,0 +1,263 @@
+"""Stage 1 as training tasks: the cross-modal VQGAN (eq. 9-11) and the sketch tokenizer."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ..checkpoint import load_bundle, resolve_bundle, unwrap
+from ..config import TrainConfig, from_dict, load_raw, to_dict
+from ..data.dataset import GarmentDataset
+from ..data.format import read_meta
+from ..data.tokenizer import CaptionTokenizer
+from ..losses.vq import (
+    FeaturePerceptual,
+    VQGANLossConfig,
+    adaptive_weight,
+    balanced_l1,
+    hinge_d_loss,
+    load_vgg16,
+    semantic_loss,
+)
+from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
+from .loop import Task
+
+
+class VQGANWithDisc(nn.Module):
+    """What the optimizer trains: the VQGAN and its discriminator, in one forward so that
+    DDP sees every parameter once per step. Only `vq` goes into the model bundle."""
+
+    def __init__(self, cfg: VQGANConfig, loss: VQGANLossConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vq = VQModel(cfg)
+        self.disc = (PatchDiscriminator(cfg.in_channels, loss.disc_width, loss.disc_layers)
+                     if loss.disc_weight > 0 else None)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor | None = None, fuse: torch.Tensor | None = None):
+        recon, idx, terms = self.vq(x, text, fuse)
+        out = {"recon": recon, "idx": idx, **terms}
+        if self.disc is not None:
+            out["real"] = self.disc(x)
+            out["fake_d"] = self.disc(recon.detach())
+            # The generator's adversarial term must not move the discriminator: it sees
+            # detached copies of the discriminator's parameters.
+            frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
+            out["fake_g"] = functional_call(self.disc, frozen, (recon,))
+        return out
+
+
+def predicted_or_true_masks(batch: dict, segmenter: nn.Module | None) -> torch.Tensor:
+    """Ground-truth masks; where a sample has none, the frozen segmenter's prediction."""
+    mask = batch["mask"]
+    if not bool(batch["has_mask"].all()):
+        if segmenter is None:
+            raise ValueError("some samples have no part mask and no segmenter was given")
+        with torch.no_grad():
+            pred = segmenter(batch["image"]).argmax(1)
+        mask = torch.where(batch["has_mask"][:, None, None], mask, pred)
+    return mask
+
+
+@dataclass
+class Frozen:
+    """The frozen networks stage 1 uses: MaskCLIP (fusion, semantic loss), the segmenter
+    (masks for the semantic loss and for unannotated samples) and the perceptual network."""
+
+    maskclip: nn.Module | None = None
+    segmenter: nn.Module | None = None
+    perceptual: FeaturePerceptual | None = None
+    device: torch.device | None = None
+
+    def to(self, device) -> Frozen:
+        if self.device != device:
+            for m in (self.maskclip, self.segmenter, self.perceptual):
+                if m is not None:
+                    m.to(device)
+            self.device = device
+        return self
+
+
+def fusion_inputs(maskclip: nn.Module, mask: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor):
+    """MaskCLIP tokens of a batch and eq. 9's aligned text per latent position."""
+    with torch.no_grad():
+        m, mv, _ = maskclip.encode_mask(mask)
+        t, tv, _ = maskclip.encode_text(ids, lengths)
+        text, fuse = aligned_text(m, mv, t, tv)
+    return text, fuse, t, tv
+
+
+@dataclass
+class VQGANTask(Task):
+    data: Path = Path()
+    train_cfg: TrainConfig = field(default_factory=TrainConfig)
+    loss_cfg: VQGANLossConfig = field(default_factory=VQGANLossConfig)
+    tokenizer: CaptionTokenizer | None = None
+    max_text_len: int = 64
+    sketch: bool = False            # the sketch tokenizer: edge maps in, no fusion, no semantic loss
+    frozen: Frozen = field(default_factory=Frozen)
+    _fixed: dict | None = None  # the samples whose reconstructions are saved at each checkpoint
+
+    def build_model(self) -> nn.Module:
+        return VQGANWithDisc(self.model_config, self.loss_cfg)
+
+    def train_dataset(self):
+        return GarmentDataset(self.data, "train", image_size=self.model_config.image_size, tokenizer=self.tokenizer,
+                              max_text_len=self.max_text_len, seed=self.train_cfg.seed,
+                              require_mask=self.frozen.segmenter is None and self.frozen.maskclip is not None)
+
+    def on_checkpoint(self, model, step, run):
+        """Reconstructions of a fixed set of samples: run/samples/step-XXXXXXXX.png
+        (originals above their reconstructions)."""
+        from ..data.io import encode_png_rgb, write_bytes
+        from ..eval.recon import _grid
+        vq = model.vq.eval()
+        dev = next(vq.parameters()).device
+        if self._fixed is None:
+            split = "val" if "val" in (read_meta(self.data).get("splits") or {}) else "train"
+            ds = GarmentDataset(self.data, split, image_size=self.model_config.image_size, tokenizer=self.tokenizer,
+                                max_text_len=self.max_text_len, augment=False, caption="first")
+            items = [ds[i] for i in range(min(8, len(ds)))]
+            self._fixed = {k: torch.stack([it[k] for it in items]) for k in items[0] if torch.is_tensor(items[0][k])}
+        batch = {k: v.to(dev) for k, v in self._fixed.items()}
+        fz = self.frozen.to(dev)
+        text = fuse = None
+        with torch.no_grad():
+            x = self.inputs(batch)
+            if fz.maskclip is not None and self.model_config.fusion == "maskclip":
+                mask = predicted_or_true_masks(batch, fz.segmenter)
+                text, fuse, _, _ = fusion_inputs(fz.maskclip, mask, batch["text"], batch["text_len"])
+            recon = vq(x, text, fuse)[0].clamp(-1, 1)
+        (run / "samples").mkdir(exist_ok=True)
+        write_bytes(run / "samples" / f"step-{step:08d}.png",
+                    encode_png_rgb(_grid((x.float().cpu() + 1) / 2, (recon.float().cpu() + 1) / 2)))
+
+    def inputs(self, batch: dict) -> torch.Tensor:
+        return batch["sketch"] * 2 - 1 if self.sketch else batch["image"]
+
+    def compute_loss(self, model, batch):
+        lc, fz = self.loss_cfg, self.frozen.to(batch["image"].device)
+        x = self.inputs(batch)
+        text = fuse = t = tv = None
+        if fz.maskclip is not None:
+            mask = predicted_or_true_masks(batch, fz.segmenter)
+            text, fuse, t, tv = fusion_inputs(fz.maskclip, mask, batch["text"], batch["text_len"])
+            if self.model_config.fusion == "none":
+                text = fuse = None
+        out = model(x, text, fuse)
+        recon = out["recon"].float()
+        l1 = balanced_l1(x.float(), recon) if lc.balance_edges else (x.float() - recon).abs().mean()
+        rec = lc.l1_weight * l1
+        terms = {"l1": l1.detach()}
+        if fz.perceptual is not None and lc.perceptual_weight > 0:
+            p = fz.perceptual(recon, x.float())
+            rec = rec + lc.perceptual_weight * p
+            terms["perceptual"] = p.detach()
+        vq = rec + out["codebook"] + out["commit"]
+        zero = recon.sum() * 0
+        d_loss = zero
+        if "real" in out:
+            gan_on = self.step >= lc.disc_start
+            d_loss = hinge_d_loss(out["real"].float(), out["fake_d"].float()) * float(gan_on)
+            if gan_on:
+                g = -out["fake_g"].float().mean()
+                w = lc.disc_weight * adaptive_weight(rec, g, unwrap(model).vq.last_layer())
+                vq = vq + w * g
+                terms.update(g_loss=g.detach(), adaptive_weight=w)
+            terms["d_loss"] = d_loss.detach()
+        sem = zero
+        every = lc.semantic_every
+        if (fz.maskclip is not None and fz.segmenter is not None and lc.lambda2 > 0 and every
+                and self.step % every == 0):
+            sem = semantic_loss(recon, fz.segmenter, fz.maskclip, t, tv).mean()
+            terms["semantic"] = sem.detach()
+        loss = lc.lambda1 * vq + lc.lambda2 * sem + d_loss
+        return {"loss": loss, **terms, "codebook": out["codebook"].detach(), "commit": out["commit"].detach(),
+                "usage": out["usage"], "perplexity": out["perplexity"]}
+
+
+def _configs(kind: str, spec, overrides: dict | None):
+    raw = load_raw(kind, spec)
+    model_cfg = from_dict(VQGANConfig, raw.get("model"))
+    loss_cfg = from_dict(VQGANLossConfig, raw.get("loss"))
+    train = {k: v for k, v in (overrides or {}).items() if v is not None}
+    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
+    return model_cfg, loss_cfg, train_cfg
+
+
+def vqgan_task(data: str | os.PathLike, maskclip: str | os.PathLike | None, segmenter: str | os.PathLike | None,
+               config=None, fusion: str | None = None, **train_overrides) -> tuple[VQGANTask, TrainConfig]:
+    """The stage-1 task. `maskclip` is required unless fusion is `none` and the semantic
+    loss is off; `segmenter` is required for the semantic loss and for unannotated samples."""
+    model_cfg, loss_cfg, train_cfg = _configs("vqgan", config, train_overrides)
+    if fusion is not None:
+        model_cfg = replace(model_cfg, fusion=fusion)
+    if loss_cfg.perceptual == "segmenter" and segmenter is None:
+        raise ValueError("the perceptual term uses the segmenter's features by default: pass --segmenter "
+                         "(or set loss.perceptual to 'vgg16' with loss.vgg_weights, or to 'none')")
+    needs_clip = model_cfg.fusion == "maskclip" or loss_cfg.lambda2 > 0
+    if needs_clip and maskclip is None:
+        raise ValueError("fusion and the semantic loss need a trained MaskCLIP: pass --maskclip "
+                         "(or use fusion 'none' and loss.lambda2 0 for a plain VQGAN)")
+    read_meta(data)
+    frozen = Frozen()
+    parents: dict[str, str] = {}
+    tok, max_len = None, train_cfg.max_text_len
+    if maskclip is not None:
+        mb = load_bundle(maskclip, "maskclip")
+        mc = mb.model.cfg
+        if mc.patch != model_cfg.factor or mc.image_size != model_cfg.image_size:
+            raise ValueError(f"MaskCLIP's patch grid ({mc.image_size} px / {mc.patch}) must match the VQGAN's "
+                             f"latent grid ({model_cfg.image_size} px / {model_cfg.factor}) for eq. 9")
+        frozen.maskclip = mb.model.requires_grad_(False).eval()
+        tok = CaptionTokenizer.from_file(mb.path / mb.meta["preprocessing"].get("tokenizer", "tokenizer.json"))
+        max_len = mc.max_text_len
+        model_cfg = replace(model_cfg, text_dim=mc.embed_dim)
+        parents["maskclip"] = str(resolve_bundle(maskclip))
+    if segmenter is not None:
+        sb = load_bundle(segmenter, "segmenter")
+        frozen.segmenter = sb.model.requires_grad_(False).eval()
+        parents["segmenter"] = str(resolve_bundle(segmenter))
+    if loss_cfg.perceptual == "segmenter":
+        frozen.perceptual = FeaturePerceptual(frozen.segmenter.features)
+    elif loss_cfg.perceptual == "vgg16":
+        if not loss_cfg.vgg_weights:
+            raise ValueError("loss.perceptual 'vgg16' needs loss.vgg_weights, a local .safetensors file")
+        frozen.perceptual = FeaturePerceptual(load_vgg16(loss_cfg.vgg_weights))
+    elif loss_cfg.perceptual != "none":
+        raise ValueError("loss.perceptual must be 'segmenter', 'vgg16' or 'none'")
+    task = VQGANTask(kind="vqgan", model_config=model_cfg, data=Path(data), train_cfg=train_cfg, loss_cfg=loss_cfg,
+                     tokenizer=tok, max_text_len=max_len, frozen=frozen, parents=parents,
+                     preprocessing={"image_size": model_cfg.image_size, "letterbox_fill": 255, "pixel_range": [-1, 1],
+                                    "input": "image", "max_text_len": max_len},
+                     files={"tokenizer.json": tok.to_str()} if tok is not None else {})
+    task.channels_last, task.export_prefix = True, "vq."
+    task.describe = {"loss": to_dict(loss_cfg), "perceptual_network": _perceptual_name(loss_cfg)}
+    return task, train_cfg
+
+
+def _perceptual_name(lc: VQGANLossConfig) -> str:
+    return {"segmenter": "the segmenter's encoder (frozen)", "vgg16": f"VGG16 from {lc.vgg_weights}",
+            "none": "none"}[lc.perceptual]
+
+
+def sketch_task(data: str | os.PathLike, config=None, **train_overrides) -> tuple[VQGANTask, TrainConfig]:
+    """The sketch tokenizer (section 3.4): a plain VQ autoencoder on Canny edge maps."""
+    model_cfg, loss_cfg, train_cfg = _configs("sketch-vq", config, train_overrides)
+    model_cfg = replace(model_cfg, in_channels=1, fusion="none")
+    loss_cfg = replace(loss_cfg, perceptual="none", lambda2=0.0)
+    meta = read_meta(data)
+    if not meta.get("tokenizer"):  # captions are not used, but the dataset reads them
+        raise ValueError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
+    tok = CaptionTokenizer.from_file(Path(data) / meta["tokenizer"])
+    task = VQGANTask(kind="vqgan", model_config=model_cfg, data=Path(data), train_cfg=train_cfg, loss_cfg=loss_cfg,
+                     tokenizer=tok, sketch=True,
+                     preprocessing={"image_size": model_cfg.image_size, "input": "sketch", "pixel_range": [-1, 1]})
+    task.channels_last, task.export_prefix = True, "vq."
+    task.describe = {"loss": to_dict(loss_cfg), "perceptual_network": "none"}
+    return task, train_cfg
+
