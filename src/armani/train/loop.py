@@ -307,7 +307,8 @@ class Trainer:
         t0 = time.perf_counter() - elapsed
         last_saved, last_loss, stopped_by = step, None, "max_steps"
         sums: dict[str, float] = {}
-        seen, summed, t_log = 0, 0, time.perf_counter()
+        hits: dict[str, int] = {}  # micro-steps that reported each term (some run every N steps)
+        seen, t_log = 0, time.perf_counter()
         pbar = bar(cfg.max_steps, f"train {self.task.kind}", "step", self.quiet or not acc.is_main_process)
         pbar.update(step)
         model.train()
@@ -341,7 +342,8 @@ class Trainer:
                     pending += 1
                     seen += self.task.batch_items(batch) * self.world
                     for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + float(v.detach()) / cfg.grad_accum
+                        sums[k] = sums.get(k, 0.0) + float(v.detach())
+                        hits[k] = hits.get(k, 0) + 1
                     if pending < cfg.grad_accum:
                         continue
                     pending = 0
@@ -353,19 +355,18 @@ class Trainer:
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                     step += 1
-                    summed += 1
                     pbar.update(1)
                     if step % cfg.log_every == 0 or step == cfg.max_steps:
                         dt = time.perf_counter() - t_log
                         row = {"step": step, "lr": lr, "items_per_s": round(seen / max(dt, 1e-9), 2),
                                "elapsed_s": round(time.perf_counter() - t0, 2),
-                               **{k: v / summed for k, v in sums.items()}}
+                               **{k: v / hits[k] for k, v in sums.items()}}
                         last_loss = row.get("loss")
                         if metrics:
                             metrics.write(json.dumps(row) + "\n")
                             metrics.flush()
                         pbar.set_postfix(loss=f"{row.get('loss', 0):.4f}", ips=f"{row['items_per_s']:.0f}")
-                        sums, seen, summed, t_log = {}, 0, 0, time.perf_counter()
+                        sums, hits, seen, t_log = {}, {}, 0, time.perf_counter()
                     out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) >= 60 * cfg.max_minutes
                     if self.world > 1:
                         out_of_time = not self._all(not out_of_time)
