@@ -36,7 +36,8 @@ from .checkpoint import WEIGHTS, load_bundle, resolve_bundle, sha256_file
 from .data.dataset import GarmentDataset
 from .data.format import read_meta
 from .data.tokenizer import CaptionTokenizer
-from .train.stage1 import fusion_inputs, predicted_or_true_masks
+from .train.stage1 import fusion_inputs
+from .train.tasks import predicted_or_true_masks
 
 TOKENS_FORMAT = "armani-tokens/1"
 

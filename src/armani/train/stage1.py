@@ -25,6 +25,7 @@ from ..losses.vq import (
 )
 from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
 from .loop import Task
+from .tasks import predicted_or_true_masks
 
 
 class VQGANWithDisc(nn.Module):
@@ -49,18 +50,6 @@ class VQGANWithDisc(nn.Module):
             frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
             out["fake_g"] = functional_call(self.disc, frozen, (recon,))
         return out
-
-
-def predicted_or_true_masks(batch: dict, segmenter: nn.Module | None) -> torch.Tensor:
-    """Ground-truth masks; where a sample has none, the frozen segmenter's prediction."""
-    mask = batch["mask"]
-    if not bool(batch["has_mask"].all()):
-        if segmenter is None:
-            raise ValueError("some samples have no part mask and no segmenter was given")
-        with torch.no_grad():
-            pred = segmenter(batch["image"]).argmax(1)
-        mask = torch.where(batch["has_mask"][:, None, None], mask, pred)
-    return mask
 
 
 @dataclass

@@ -27,6 +27,18 @@ def load_configs(kind: str, spec, model_cls, overrides: dict | None = None) -> t
     return model_cfg, train_cfg
 
 
+def predicted_or_true_masks(batch: dict, segmenter: nn.Module | None) -> torch.Tensor:
+    """Ground-truth masks; where a sample has none, the frozen segmenter's prediction."""
+    mask = batch["mask"]
+    if not bool(batch["has_mask"].all()):
+        if segmenter is None:
+            raise ValueError("some samples have no part mask and no segmenter was given")
+        with torch.no_grad():
+            pred = segmenter(batch["image"]).argmax(1)
+        mask = torch.where(batch["has_mask"][:, None, None], mask, pred)
+    return mask
+
+
 def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """Class-balanced cross entropy plus a soft Dice term: both keep tiny parts (buttons,
     logos: a few pixels each) from being drowned by the large ones. Class weights are the
@@ -99,15 +111,11 @@ class MaskCLIPTask(Task):
 
     def masks(self, batch) -> torch.Tensor:
         """Ground-truth masks; where a sample has none, the frozen segmenter's prediction."""
-        mask = batch["mask"]
-        if self.segmenter is not None and not bool(batch["has_mask"].all()):
-            if self._seg is None:
-                self._seg = load_bundle(self.segmenter, "segmenter").model.requires_grad_(False).eval()
-            self._seg.to(mask.device)
-            with torch.no_grad():
-                pred = self._seg(batch["image"]).argmax(1)
-            mask = torch.where(batch["has_mask"][:, None, None], mask, pred)
-        return mask
+        if self.segmenter is None or bool(batch["has_mask"].all()):
+            return batch["mask"]
+        if self._seg is None:
+            self._seg = load_bundle(self.segmenter, "segmenter").model.requires_grad_(False).eval()
+        return predicted_or_true_masks(batch, self._seg.to(batch["mask"].device))
 
     def compute_loss(self, model, batch):
         return model(self.masks(batch), batch["text"], batch["text_len"])
