@@ -1,4 +1,4 @@
-"""Build the paper-size presets, count their parameters and time training steps.
+"""Build the paper-size presets (stage 1 and stage 2), count their parameters and time training steps.
 
     python benchmarks/paper_presets.py                      # CPU: one step, batch 1
     python benchmarks/paper_presets.py --steps 20 --batch 8 --json out.json   # on a GPU (bf16)
@@ -21,6 +21,7 @@ from armani.config import from_dict, load_raw
 from armani.losses.vq import FeaturePerceptual, VQGANLossConfig
 from armani.models.maskclip import MaskCLIP, MaskCLIPConfig
 from armani.models.segmenter import Segmenter, SegmenterConfig
+from armani.models.transformer import CrossModalTransformer, TransformerConfig
 from armani.models.vqgan import VQGANConfig
 from armani.train.stage1 import Frozen, VQGANTask
 
@@ -78,11 +79,44 @@ def main() -> None:
         "loss": losses["loss"].item(), "finite": bool(torch.isfinite(losses["loss"].detach())),
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == "cuda" else None,
     }
+    out.update(transformer_step(dev, amp, args.steps, args.batch))
     for k, v in out.items():
         print(f"{k:24s} {v}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
+
+
+def transformer_step(dev, amp, steps: int, batch: int) -> dict:
+    """Stage 2 at the paper's size (16 heads, width 1024, 16 blocks) over the paper's sequence:
+    64 caption tokens and 16 x 16 sketch, partial and image tokens (835 positions)."""
+    cfg = replace(from_dict(TransformerConfig, load_raw("transformer", "paper")["model"]), text_vocab=2048,
+                  text_len=64, sketch_codes=1024, sketch_len=256, image_codes=1024, image_len=256)
+    torch.manual_seed(0)
+    m = CrossModalTransformer(cfg).to(dev)
+    opt = torch.optim.AdamW(m.parameters(), 1e-4)
+    g = torch.Generator().manual_seed(0)
+    text = torch.randint(0, cfg.text_vocab, (batch, cfg.text_len), generator=g).to(dev)
+    sketch = torch.randint(0, cfg.sketch_codes, (batch, cfg.sketch_len), generator=g).to(dev)
+    image = torch.randint(0, cfg.image_codes, (batch, cfg.image_len), generator=g).to(dev)
+    partial = torch.full_like(image, cfg.image_empty)
+    times = []
+    for _ in range(steps + (1 if steps > 1 else 0)):
+        t = time.perf_counter()
+        with amp:
+            logits = m(text, sketch, partial, image)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), image.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    timed = times[1:] if len(times) > 1 else times
+    return {"transformer_params": count(m), "transformer_sequence": cfg.seq_len,
+            "transformer_seconds_per_step": sum(timed) / len(timed), "transformer_loss": loss.item(),
+            "transformer_peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == "cuda"
+            else None}
 
 
 if __name__ == "__main__":

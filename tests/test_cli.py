@@ -5,10 +5,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+from conftest import REPO
 from PIL import Image
 
 from armani.cli import main
-from conftest import REPO
 
 
 def test_synth_check_show_tokenizer(tmp_path, capsys):
@@ -45,14 +46,32 @@ def test_bad_arguments_exit_cleanly(tmp_path, capsys):
 
 def test_quickstart_runs_and_resumes(tmp_path, capsys):
     out = tmp_path / "qs"
-    args = ["-q", "quickstart", "--out", str(out), "--n", "40", "--size", "32"]
+    args = ["-q", "quickstart", "--out", str(out), "--n", "120", "--size", "32", "--profile", "tiny"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["stage_seconds"]) == {"synth", "check", "preview"}
-    assert summary["dataset"]["samples"] == 40 and (out / "preview.png").is_file()
+    stages = ["synth", "check", "preview", "segmenter", "maskclip", "vqgan", "sketch-vq", "tokenize",
+              "transformer", "evaluate", "export", "generate"]
+    assert list(summary["stage_seconds"]) == stages
+    assert summary["total_seconds"] == pytest.approx(sum(summary["stage_seconds"].values()), abs=0.05)
+    assert summary["dataset"]["samples"] == 120 and (out / "preview.png").is_file()
+    m = summary["metrics"]
+    assert 0 <= m["segmenter"]["miou"] <= 1 and m["vqgan"]["psnr"] > 0 and m["transformer"]["text"] > 0
+    assert set(summary["generation"]["sheets"]) == {"text", "text+sketch", "text+partial", "sketch", "partial"}
+    report = (out / "report.html").read_text()
+    for f in summary["generation"]["sheets"].values():
+        assert (out / f).is_file() and f in report
+    assert (out / "model" / "armani.json").is_file()
+    assert main(["-q", "generate", "--model", str(out / "model"), "--text", "a blue dress", "--n", "2",
+                 "--out", str(tmp_path / "gen")]) == 0
     capsys.readouterr()
     assert main(args) == 0
-    assert capsys.readouterr().out.count("done already") == 3
+    assert capsys.readouterr().out.count("done already") == len(stages)
+    # Interrupted in stage 2: the finished stages are skipped and training resumes from its checkpoint.
+    del summary["stage_seconds"]["transformer"], summary["stage_seconds"]["evaluate"]
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done already") == len(stages) - 2 and "[transformer]" in printed
     assert main(["-q", "quickstart", "--out", str(out), "--n", "50", "--size", "32"]) == 2  # settings differ
     assert main(args + ["--fresh"]) == 0
 

@@ -14,6 +14,8 @@ from armani.models.quantize import VectorQuantizer
 from armani.models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
 from armani.tokenize import TokenSet, keep_cells, partial_tokens
 
+from conftest import write_cfg as _write_cfg
+
 TINY = {"image_size": 32, "channels": (8, 16, 16, 16), "z_channels": 16, "num_codes": 32, "code_dim": 4,
         "text_dim": 8}
 
@@ -140,28 +142,6 @@ def test_keep_cells():
     codes = torch.arange(16).view(1, 16)
     part = partial_tokens(codes, keep_cells(keep, 4), empty_id=99).view(4, 4)
     assert part[0, 0] == 0 and part[1, 1] == 5 and (part[2:] == 99).all() and (part[:, 2:] == 99).all()
-
-
-def _write_cfg(path, model, loss=None, steps=2, batch=8):
-    path.write_text(json.dumps({"model": model, "loss": loss or {},
-                                "train": {"max_steps": steps, "batch_size": batch, "warmup_steps": 1,
-                                          "checkpoint_every": 1, "log_every": 1,
-                                          "image_size": model["image_size"]}}))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def tiny_parents(synth_ds, tmp_path_factory):
-    """A 2-step segmenter and MaskCLIP at 48 px with an 8-pixel grid (the VQGAN's factor)."""
-    root = tmp_path_factory.mktemp("parents")
-    seg = _write_cfg(root / "s.json", {"image_size": 48, "channels": [4, 8]})
-    clip = _write_cfg(root / "m.json", {"image_size": 48, "patch": 8, "mask_width": 16, "mask_layers": 1,
-                                        "mask_heads": 2, "max_text_len": 48, "text_width": 16, "text_layers": 0,
-                                        "text_heads": 2, "embed_dim": 8})
-    assert main(["-q", "train", "segmenter", "--data", str(synth_ds), "--out", str(root / "seg"), "--config", seg]) == 0
-    assert main(["-q", "train", "maskclip", "--data", str(synth_ds), "--out", str(root / "clip"),
-                 "--config", clip]) == 0
-    return root
 
 
 def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsys):

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,10 @@ WEIGHTS = "model.safetensors"
 def _registry() -> dict[str, tuple[type, type]]:
     from .models.maskclip import MaskCLIP, MaskCLIPConfig
     from .models.segmenter import Segmenter, SegmenterConfig
+    from .models.transformer import CrossModalTransformer, TransformerConfig
     from .models.vqgan import VQGANConfig, VQModel
     return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP),
-            "vqgan": (VQGANConfig, VQModel)}
+            "vqgan": (VQGANConfig, VQModel), "transformer": (TransformerConfig, CrossModalTransformer)}
 
 
 def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:
@@ -64,19 +67,15 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
 
 
-def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocessing: dict | None = None,
-                parents: dict[str, str | os.PathLike] | None = None, extra: dict | None = None,
-                files: dict[str, str] | None = None) -> Path:
-    """Write a bundle atomically (a temporary sibling directory, then a rename)."""
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling folder to fill: it replaces `path` when the block ends cleanly
+    and is removed when it raises, so `path` is never left half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        save_file(state_tensors(model), str(tmp / WEIGHTS))
-        meta = {**bundle_meta(kind, unwrap(model).cfg, preprocessing, parents), **(extra or {})}
-        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-        for name, text in (files or {}).items():
-            (tmp / name).write_text(text)
+        yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -86,7 +85,19 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocess
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
+
+
+def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocessing: dict | None = None,
+                parents: dict[str, str | os.PathLike] | None = None, extra: dict | None = None,
+                files: dict[str, str] | None = None) -> Path:
+    """Write a bundle atomically (a temporary sibling directory, then a rename)."""
+    with atomic_dir(path) as tmp:
+        save_file(state_tensors(model), str(tmp / WEIGHTS))
+        meta = {**bundle_meta(kind, unwrap(model).cfg, preprocessing, parents), **(extra or {})}
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
+    return Path(path)
 
 
 def bundle_meta(kind: str, config: Any, preprocessing: dict | None = None,

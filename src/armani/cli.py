@@ -30,10 +30,12 @@ def _parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="run the main job on the embedded SynthFashion data")
     q.add_argument("--out", type=Path, default=Path("runs/quickstart"))
-    q.add_argument("--n", type=_positive, default=2000, help="SynthFashion samples (default 2000)")
+    q.add_argument("--n", type=_positive, default=4000, help="SynthFashion samples (default 4000)")
     q.add_argument("--size", type=_positive, default=64, help="image size in pixels (default 64)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    q.add_argument("--profile", choices=("default", "tiny"), default="default",
+                   help="stage budgets: default (about 20 min on a 2-core CPU) or tiny (a smoke test)")
     q.set_defaults(func=cmd_quickstart)
 
     d = sub.add_parser("data", help="make, import, check and view datasets")
@@ -116,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
             x.add_argument("--fusion", choices=("maskclip", "none"), default=None,
                            help="'none' trains the plain VQGAN codebook (baseline); default from the config")
         x.set_defaults(func=cmd_train, model=name)
+    x = trs.add_parser("transformer", help="stage 2: the cross-modal Transformer on a token folder")
+    x.add_argument("--tokens", type=Path, required=True, help="token folder made by `armani tokenize`")
+    x.add_argument("--out", type=Path, required=True, help="run folder")
+    x.add_argument("--config", default=None, help="preset name (cpu, paper) or JSON file; default: cpu")
+    x.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    for flag, typ in (("--max-steps", _positive), ("--max-minutes", float), ("--batch-size", _positive),
+                      ("--workers", int), ("--seed", int)):
+        x.add_argument(flag, type=typ, default=None)
+    x.set_defaults(func=cmd_train, model="transformer")
 
     ev = sub.add_parser("eval", help="measure a trained model")
     evs = ev.add_subparsers(dest="eval_cmd", required=True, metavar="WHAT")
@@ -151,6 +162,33 @@ def _parser() -> argparse.ArgumentParser:
     tk.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
     tk.set_defaults(func=cmd_tokenize)
 
+    g = sub.add_parser("generate", help="garments from a prompt, a sketch and/or a partial image")
+    g.add_argument("--model", type=Path, default=None,
+                   help="pipeline folder or stage-2 run (default: the SynthFashion model shipped in the package)")
+    g.add_argument("--text", default=None, help="the prompt")
+    gs = g.add_mutually_exclusive_group()
+    gs.add_argument("--sketch", type=Path, default=None, help="an edge map / line drawing PNG")
+    gs.add_argument("--sketch-from", type=Path, default=None, help="a photo whose Canny edges are the sketch")
+    g.add_argument("--partial", type=Path, default=None, help="an image of which a region is kept")
+    gk = g.add_mutually_exclusive_group()
+    gk.add_argument("--keep-box", default=None, help="x0,y0,x1,y1 in the partial image's pixels")
+    gk.add_argument("--keep-mask", type=Path, default=None, help="PNG the size of the partial image, white = keep")
+    g.add_argument("--n", type=_positive, default=8, help="images to generate (default 8)")
+    g.add_argument("--seed", type=int, default=None, help="the same seed gives the same images")
+    g.add_argument("--temperature", type=float, default=None)
+    g.add_argument("--top-k", type=int, default=None, help="0: no top-k filtering")
+    g.add_argument("--top-p", type=float, default=None, help="1: no nucleus filtering")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1: off)")
+    g.add_argument("--out", type=Path, default=Path("generated"))
+    g.set_defaults(func=cmd_generate)
+
+    xp = sub.add_parser("export", help="pack a stage-2 run and the models it needs into one pipeline folder")
+    xp.add_argument("--model", type=Path, required=True, help="stage-2 (transformer) run or bundle")
+    xp.add_argument("--out", type=Path, required=True)
+    xp.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    xp.add_argument("--note", default=None, help="how the model was made, recorded in armani.json")
+    xp.set_defaults(func=cmd_export)
+
     al = sub.add_parser("align", help="draw which mask and image patches each word aligns to (Fig. 6)")
     al.add_argument("--model", type=Path, required=True, help="MaskCLIP run or bundle")
     al.add_argument("--image", type=Path, required=True)
@@ -167,13 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from .data.format import DatasetError
     from .data.importers import ImportFailed
+    from .pipeline import GenerationError
     from .train.loop import TrainingDiverged
     try:
         return int(args.func(args) or 0)
     except TrainingDiverged as e:
         print(f"armani: training stopped: {e}", file=sys.stderr)
         return 3
-    except (UserError, DatasetError, ImportFailed, ValueError, FileNotFoundError) as e:
+    except (UserError, DatasetError, ImportFailed, GenerationError, ValueError, FileNotFoundError) as e:
         print(f"armani: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -183,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_quickstart(args) -> int:
     from .quickstart import QuickstartConfig, run_quickstart
-    summary = run_quickstart(QuickstartConfig(args.out, args.n, args.size, args.seed, args.fresh, args.quiet))
-    print(f"quickstart finished in {summary['total_seconds']:.1f} s; summary: {args.out / 'summary.json'}; "
-          f"preview: {summary.get('preview')}")
+    summary = run_quickstart(QuickstartConfig(args.out, args.n, args.size, args.seed, args.fresh, args.quiet,
+                                              args.profile))
+    print(f"quickstart finished in {summary['total_seconds']:.1f} s: report {args.out / 'report.html'}, "
+          f"summary {args.out / 'summary.json'}, model {args.out / 'model'} "
+          f"(try: armani generate --model {args.out / 'model'} --text \"a red T-shirt with a white logo\")")
     return 0
 
 
@@ -271,10 +312,14 @@ def cmd_masks(args) -> int:
 def cmd_train(args) -> int:
     from .train.loop import Trainer
     from .train.stage1 import sketch_task, vqgan_task
+    from .train.stage2 import transformer_task
     from .train.tasks import maskclip_task, segmenter_task
     overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
                  "workers": args.workers, "seed": args.seed}
-    if args.model == "segmenter":
+    source = {"data": str(args.data)} if hasattr(args, "data") else {"tokens": str(args.tokens)}
+    if args.model == "transformer":
+        task, tcfg = transformer_task(args.tokens, args.config, **overrides)
+    elif args.model == "segmenter":
         task, tcfg = segmenter_task(args.data, args.config, **overrides)
     elif args.model == "vqgan":
         task, tcfg = vqgan_task(args.data, args.maskclip, args.segmenter, args.config, fusion=args.fusion,
@@ -285,7 +330,7 @@ def cmd_train(args) -> int:
         task, tcfg = maskclip_task(args.data, args.config, global_loss=args.global_loss,
                                    segmenter=args.segmenter, **overrides)
     trainer = Trainer(task, tcfg, args.out, resume=args.resume, quiet=args.quiet,
-                      extra_config={"data": str(args.data)})
+                      extra_config=source)
     res = trainer.fit()
     if trainer.acc.is_main_process:
         loss = f"{res.last_loss:.4f}" if res.last_loss is not None else "n/a"
@@ -378,6 +423,46 @@ def cmd_eval_alignment(args) -> int:
     if "baseline" in reps:
         out["baseline"] = reps["baseline"]
     _write_json(args.json, out)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import os
+    from dataclasses import asdict
+
+    from .pipeline import generate_from, load, prepare, sampling_config
+    from .sheet import Row, render, save_png
+    box = None
+    if args.keep_box is not None:
+        box = args.keep_box.split(",")
+        if len(box) != 4:
+            raise UserError(f"--keep-box must be x0,y0,x1,y1, got {args.keep_box!r}")
+    if args.model is not None and not args.model.exists():
+        raise UserError(f"--model: no such file or folder: {args.model}")
+    g = load(args.model)
+    cond = prepare(g, args.text, args.sketch, args.sketch_from, args.partial, box, args.keep_mask)
+    cfg = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little")
+    images = generate_from(g, cond, args.n, seed, cfg)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(images):
+        save_png(im, args.out / f"sample-{i:02d}.png")
+    save_png(render([Row("", cond.text, cond.sketch, cond.partial, images)]), args.out / "sheet.png")
+    record = {"model": str(g.path), "text": cond.text, "sketch": str(args.sketch) if args.sketch else None,
+              "sketch_from": str(args.sketch_from) if args.sketch_from else None,
+              "partial": str(args.partial) if args.partial else None, "keep_box": args.keep_box,
+              "keep_mask": str(args.keep_mask) if args.keep_mask else None, "n": args.n, "seed": seed,
+              "sampling": asdict(cfg)}
+    (args.out / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .pipeline import export
+    out = export(args.model, args.out, half=args.half, about={"note": args.note} if args.note else None)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 1e6:.1f} MB)")
     return 0
 
 

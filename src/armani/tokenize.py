@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import WEIGHTS, load_bundle, resolve_bundle, sha256_file
+from .checkpoint import WEIGHTS, atomic_dir, load_bundle, resolve_bundle, sha256_file
 from .data.dataset import GarmentDataset
 from .data.format import read_meta
 from .data.tokenizer import CaptionTokenizer
@@ -138,8 +136,6 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
         raise ValueError(f"the sketch tokenizer works at {sk.vq.cfg.image_size} px, the image tokenizer at {size}")
     available = list(meta.get("splits", {}) or {})
     splits = splits or [s for s in ("train", "val", "test", "test_holdout") if s in available]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     info = {"format": TOKENS_FORMAT, "data": str(data), "image_size": size,
             "image_grid": st.vq.cfg.grid, "image_codes": st.vq.cfg.num_codes,
             "sketch_grid": sk.vq.cfg.grid if sk else None, "sketch_codes": sk.vq.cfg.num_codes if sk else None,
@@ -147,7 +143,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             "image_model": {"path": str(st.path), "sha256": sha256_file(st.path / WEIGHTS)},
             "sketch_model": {"path": str(sk.path), "sha256": sha256_file(sk.path / WEIGHTS)} if sk else None,
             "fusion_caption": "first", "splits": {}}
-    try:
+    with atomic_dir(out) as tmp:
         for split in splits:
             ds = GarmentDataset(data, split, image_size=size, tokenizer=tok, max_text_len=st.max_text_len,
                                 augment=False, caption="first")
@@ -184,12 +180,6 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             info["splits"][split] = n
         tok.save(tmp / "tokenizer.json")
         (tmp / "tokens.json").write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info
 
 

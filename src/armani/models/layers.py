@@ -29,8 +29,21 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+class KVCache:
+    """Keys and values of every layer of a causal Transformer, preallocated for `max_len`
+    positions; `length` is how many are filled."""
+
+    def __init__(self, layers: int, batch: int, heads: int, max_len: int, head_dim: int, device, dtype):
+        shape = (layers, batch, heads, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention on (B, T, C) with scaled_dot_product_attention."""
+    """Multi-head self-attention on (B, T, C) with scaled_dot_product_attention. With a
+    `cache` (causal models), the new keys and values are stored at the cache's end and the
+    new queries attend to everything before them."""
 
     def __init__(self, width: int, heads: int, dropout: float = 0.0):
         super().__init__()
@@ -40,9 +53,19 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, causal: bool = False,
+                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+        if cache is not None:
+            start = cache.length
+            cache.k[layer, :, :, start:start + t] = k
+            cache.v[layer, :, :, start:start + t] = v
+            k, v = cache.k[layer, :, :, :start + t], cache.v[layer, :, :, :start + t]
+            if start > 0:  # is_causal would align the mask to the top left: spell it out
+                causal = False
+                if t > 1:
+                    attn_mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(start)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal and attn_mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(b, t, c))
@@ -58,8 +81,9 @@ class TransformerBlock(nn.Module):
         hidden = int(width * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), attn_mask, causal)
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, causal: bool = False,
+                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), attn_mask, causal, cache, layer)
         return x + self.mlp(self.ln2(x))
 
 

@@ -54,17 +54,19 @@ class VQGANWithDisc(nn.Module):
 
 @dataclass
 class Frozen:
-    """The frozen networks stage 1 uses: MaskCLIP (fusion, semantic loss), the segmenter
-    (masks for the semantic loss and for unannotated samples) and the perceptual network."""
+    """The frozen networks a stage uses: MaskCLIP (fusion, semantic loss), the segmenter
+    (masks for the semantic loss and for unannotated samples), the perceptual network, and
+    for stage 2 the stage-1 model whose decoder turns token logits into pixels."""
 
     maskclip: nn.Module | None = None
     segmenter: nn.Module | None = None
     perceptual: FeaturePerceptual | None = None
+    vq: nn.Module | None = None
     device: torch.device | None = None
 
     def to(self, device) -> Frozen:
         if self.device != device:
-            for m in (self.maskclip, self.segmenter, self.perceptual):
+            for m in (self.maskclip, self.segmenter, self.perceptual, self.vq):
                 if m is not None:
                     m.to(device)
             self.device = device

@@ -1,0 +1,174 @@
+"""Stage 2 (section 3.4, eq. 12-13): one autoregressive Transformer that predicts the image
+tokens from any mix of control signals.
+
+The sequence is fixed-length, one segment per modality:
+
+    [text: text_len][SEP][sketch: sketch_len][SEP][partial: image_len][SEP][image: image_len]
+
+Each modality has its own embedding table with one extra id, EMPTY (`*_empty`): an absent
+condition is a segment of EMPTY tokens, so every task of the paper (text, text+sketch,
+text+partial, sketch only, partial only, none) is the same sequence shape and the
+all-EMPTY prefix is the unconditional model classifier-free guidance needs. Partial-image
+tokens are image codes at kept cells and EMPTY elsewhere; they share the image embedding.
+Every position adds a modality embedding and an absolute position embedding.
+
+Attention is causal over the whole sequence, so the condition prefix is encoded once and
+cached (`KVCache`): sampling then costs one token's forward per step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import KVCache, TransformerBlock
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    text_vocab: int = 2048          # caption tokenizer size (MaskCLIP's tokenizer)
+    text_len: int = 64
+    sketch_codes: int = 256         # sketch tokenizer codebook
+    sketch_len: int = 64
+    image_codes: int = 512          # stage-1 codebook
+    image_len: int = 64
+    width: int = 256
+    layers: int = 4
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+    @property
+    def text_empty(self) -> int:
+        return self.text_vocab
+
+    @property
+    def sketch_empty(self) -> int:
+        return self.sketch_codes
+
+    @property
+    def image_empty(self) -> int:
+        return self.image_codes
+
+    @property
+    def prefix_len(self) -> int:
+        return self.text_len + 1 + self.sketch_len + 1 + self.image_len + 1
+
+    @property
+    def seq_len(self) -> int:
+        """Positions the model ever sees: the prefix and all image tokens but the last."""
+        return self.prefix_len + self.image_len - 1
+
+
+TEXT, SKETCH, PARTIAL, IMAGE = range(4)
+
+
+class CrossModalTransformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.text_emb = nn.Embedding(cfg.text_vocab + 1, w)
+        self.sketch_emb = nn.Embedding(cfg.sketch_codes + 1, w)
+        self.image_emb = nn.Embedding(cfg.image_codes + 1, w)   # image and partial tokens
+        self.modality = nn.Parameter(torch.zeros(4, w))
+        self.sep = nn.Parameter(torch.zeros(3, w))
+        self.pos = nn.Parameter(torch.zeros(cfg.seq_len, w))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([TransformerBlock(w, cfg.heads, cfg.mlp_ratio, cfg.dropout)
+                                     for _ in range(cfg.layers)])
+        self.ln = nn.LayerNorm(w)
+        self.head = nn.Linear(w, cfg.image_codes, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
+            if name.endswith("attn.out.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, std=0.02 / (2 * cfg.layers) ** 0.5)
+        for p in (self.modality, self.sep, self.pos):
+            nn.init.normal_(p, std=0.02)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    # -- inputs ------------------------------------------------------------------------
+    def empty_conditions(self, batch: int, device=None) -> dict[str, torch.Tensor]:
+        """Every condition absent: the unconditional prefix."""
+        c = self.cfg
+        full = lambda n, v: torch.full((batch, n), v, dtype=torch.long, device=device)  # noqa: E731
+        return {"text": full(c.text_len, c.text_empty), "sketch": full(c.sketch_len, c.sketch_empty),
+                "partial": full(c.image_len, c.image_empty)}
+
+    def _check(self, name: str, ids: torch.Tensor, n: int, vocab: int) -> None:
+        if ids.dim() != 2 or ids.shape[1] != n:
+            raise ValueError(f"{name} tokens must be (batch, {n}), got {tuple(ids.shape)}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) > vocab):
+            raise ValueError(f"{name} token ids must lie in [0, {vocab}] ({vocab} is EMPTY)")
+
+    def embed_prefix(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, text_len), (B, sketch_len), (B, image_len) -> (B, prefix_len, width)."""
+        c = self.cfg
+        self._check("text", text, c.text_len, c.text_vocab)
+        self._check("sketch", sketch, c.sketch_len, c.sketch_codes)
+        self._check("partial", partial, c.image_len, c.image_codes)
+        b = text.shape[0]
+        sep = self.sep[:, None].expand(3, b, -1).unsqueeze(2)  # (3, B, 1, W)
+        x = torch.cat([self.text_emb(text) + self.modality[TEXT], sep[0],
+                       self.sketch_emb(sketch) + self.modality[SKETCH], sep[1],
+                       self.image_emb(partial) + self.modality[PARTIAL], sep[2]], dim=1)
+        return x + self.pos[:c.prefix_len]
+
+    def embed_image(self, image: torch.Tensor, start: int) -> torch.Tensor:
+        """Image tokens (B, T) placed at image positions start .. start+T-1 (0-based)."""
+        p0 = self.cfg.prefix_len + start
+        return self.image_emb(image) + self.modality[IMAGE] + self.pos[p0:p0 + image.shape[1]]
+
+    def _run(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = self.drop(x)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, causal=True, cache=cache, layer=i)
+        if cache is not None:
+            cache.length += x.shape[1]
+        return x
+
+    # -- training ----------------------------------------------------------------------
+    def forward(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
+                image: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: logits (B, image_len, image_codes); row i predicts image token i."""
+        c = self.cfg
+        self._check("image", image, c.image_len, c.image_codes - 1)
+        x = torch.cat([self.embed_prefix(text, sketch, partial), self.embed_image(image[:, :-1], 0)], dim=1)
+        h = self._run(x)[:, c.prefix_len - 1:]
+        return self.head(self.ln(h))
+
+    # -- sampling ----------------------------------------------------------------------
+    def new_cache(self, batch: int, device=None, dtype=None) -> KVCache:
+        c = self.cfg
+        p = next(self.parameters())
+        return KVCache(c.layers, batch, c.heads, c.seq_len, c.width // c.heads, device or p.device, dtype or p.dtype)
+
+    def prefill(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
+                cache: KVCache) -> torch.Tensor:
+        """Encode the conditions into `cache`; returns the logits of the first image token."""
+        h = self._run(self.embed_prefix(text, sketch, partial), cache)[:, -1:]
+        return self.head(self.ln(h))[:, 0]
+
+    def step(self, token: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
+        """Feed image token number `index` (B,); returns the logits of token index+1."""
+        h = self._run(self.embed_image(token[:, None], index), cache)
+        return self.head(self.ln(h))[:, 0]
+
+    def logits_at(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
+                  image_so_far: torch.Tensor) -> torch.Tensor:
+        """Without a cache: the whole context recomputed, logits of the next image token."""
+        x = self.embed_prefix(text, sketch, partial)
+        if image_so_far.shape[1]:
+            x = torch.cat([x, self.embed_image(image_so_far, 0)], dim=1)
+        return self.head(self.ln(self._run(x)[:, -1]))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

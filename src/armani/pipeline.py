@@ -1,0 +1,304 @@
+"""Generation: load a trained model and make garments from text, sketches and partial images.
+
+    import armani
+    model = armani.load()                       # the small SynthFashion model shipped in the package
+    images = armani.generate(model, text="a red T-shirt with a white logo", n=4, seed=0)
+
+`load` accepts a pipeline folder (made by `armani export` or `armani quickstart`: one
+folder with every model generation needs), a stage-2 run or bundle (the stage-1, sketch,
+MaskCLIP and segmenter models are then found through the paths its config records), or
+nothing (the shipped model). `generate` returns (n, H, W, 3) uint8 RGB images.
+
+Conditions, as in training: the caption; a sketch (an edge map; dark lines on a light
+background are inverted) or `sketch_from`, a photo whose Canny edges are used; a partial
+image with `keep_box` (x0, y0, x1, y1 in its pixels) or `keep_mask` (non-zero = keep), of
+which the stage-1 codes of the kept token cells are the condition (a cell counts as kept
+when at least half of its pixels are).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from .checkpoint import WEIGHTS, atomic_dir, bundle_meta, load_bundle, resolve_bundle, state_tensors
+from .data.io import BadFile, read_image_strict
+from .data.tokenizer import CaptionTokenizer
+from .data.transforms import letterbox
+from .data.transforms import sketch as canny
+from .models.transformer import CrossModalTransformer
+from .sampling import SamplingConfig, sample_tokens
+from .tokenize import Stage1, keep_cells, load_stage1
+
+PIPELINE_FORMAT = "armani-pipeline/1"
+PIPELINE_FILE = "armani.json"
+COMPONENTS = ("transformer", "vqgan", "sketch", "maskclip", "segmenter")
+# Sampling defaults when a pipeline records none (tuned on the shipped SynthFashion model).
+DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100, top_p=None, guidance=3.0)
+
+
+class GenerationError(ValueError):
+    """Bad generation input: a missing or unreadable file, a box outside the image, ..."""
+
+
+@dataclass
+class Generator:
+    transformer: CrossModalTransformer
+    image: Stage1
+    sketch: Stage1 | None
+    tokenizer: CaptionTokenizer
+    sampling: SamplingConfig = field(default_factory=lambda: DEFAULT_SAMPLING)
+    path: Path | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.image.vq.cfg.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+
+def shipped_model() -> Path | None:
+    """The SynthFashion pipeline inside the installed package, if this build has one."""
+    p = Path(str(resources.files("armani") / "pretrained" / "synthfashion"))
+    return p if (p / PIPELINE_FILE).is_file() else None
+
+
+def load(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Generator:
+    """A pipeline folder, a stage-2 run or bundle, or None for the shipped model."""
+    if path is None:
+        path = shipped_model()
+        if path is None:
+            raise FileNotFoundError("this installation ships no model; pass a trained one (a pipeline folder "
+                                    "or a stage-2 run)")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}")
+    if (path / PIPELINE_FILE).is_file():
+        return _load_pipeline(path, device)
+    if (path / "model" / PIPELINE_FILE).is_file():  # a quickstart folder
+        return _load_pipeline(path / "model", device)
+    b = load_bundle(path, "transformer", device)
+    parents = b.meta.get("parents", {})
+    if "vqgan" not in parents:
+        raise ValueError(f"{b.path} records no stage-1 model")
+    image = load_stage1(parents["vqgan"]["path"], device=device)
+    sketch = load_stage1(parents["sketch"]["path"], device=device) if "sketch" in parents else None
+    tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
+    return Generator(b.model, image, sketch, tok, DEFAULT_SAMPLING, b.path, {"source": str(b.path)})
+
+
+def _load_pipeline(path: Path, device) -> Generator:
+    meta = json.loads((path / PIPELINE_FILE).read_text())
+    if meta.get("format") != PIPELINE_FORMAT:
+        raise ValueError(f"{path}: not an armani pipeline (format {meta.get('format')!r})")
+    parts = meta["components"]
+    get = lambda name, kind: load_bundle(path / parts[name], kind, device).model if parts.get(name) else None  # noqa: E731
+    tok = CaptionTokenizer.from_file(path / "tokenizer.json")
+    vq = get("vqgan", "vqgan")
+    image = Stage1(vq, get("maskclip", "maskclip"), get("segmenter", "segmenter"), tok,
+                   int(meta["max_text_len"]), path / parts["vqgan"])
+    sk = get("sketch", "vqgan")
+    sketch = Stage1(sk, None, None, None, int(meta["max_text_len"]), path / parts["sketch"]) if sk is not None else None
+    sampling = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **meta.get("sampling", {})})
+    return Generator(get("transformer", "transformer"), image, sketch, tok, sampling, path, meta)
+
+
+def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False, sampling: dict | None = None,
+           about: dict | None = None) -> Path:
+    """Pack a stage-2 run (and every model it depends on) into one self-contained pipeline
+    folder. `half` stores float weights as float16 (half the size; loaded back as float32)."""
+    g = load(model)
+    mods = {"transformer": g.transformer, "vqgan": g.image.vq, "sketch": g.sketch.vq if g.sketch else None,
+            "maskclip": g.image.maskclip, "segmenter": g.image.segmenter}
+    kinds = {"transformer": "transformer", "vqgan": "vqgan", "sketch": "vqgan", "maskclip": "maskclip",
+             "segmenter": "segmenter"}
+    with atomic_dir(out) as tmp:
+        for name, m in mods.items():
+            if m is None:
+                continue
+            (tmp / name).mkdir()
+            state = state_tensors(m)
+            if half:
+                state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+            save_file(state, str(tmp / name / WEIGHTS))
+            (tmp / name / "config.json").write_text(json.dumps(bundle_meta(kinds[name], m.cfg), indent=2) + "\n")
+        g.tokenizer.save(tmp / "tokenizer.json")
+        source = g.info.get("exported_from") if (Path(model) / PIPELINE_FILE).is_file() else str(resolve_bundle(model))
+        meta = {"format": PIPELINE_FORMAT, "components": {k: k for k, m in mods.items() if m is not None},
+                "image_size": g.image_size, "max_text_len": g.image.max_text_len,
+                "sampling": {**asdict(g.sampling), **(sampling or {})},
+                "weights_dtype": "float16" if half else "float32", "exported_from": source, **(about or {})}
+        (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return Path(out)
+
+
+# --- conditions -------------------------------------------------------------------------
+
+def _image(src, what: str) -> np.ndarray:
+    if isinstance(src, np.ndarray):
+        if src.ndim == 2:
+            src = np.repeat(src[..., None], 3, 2)
+        if src.ndim != 3 or src.shape[2] != 3:
+            raise GenerationError(f"the {what} must be an (H, W, 3) array, got {src.shape}")
+        return src.astype(np.uint8)
+    p = Path(src)
+    if not p.is_file():
+        raise GenerationError(f"{what}: no such file: {p}")
+    try:
+        return read_image_strict(p)
+    except BadFile as e:
+        raise GenerationError(f"{what}: {e}") from None
+
+
+def _gray(src, what: str) -> np.ndarray:
+    return _image(src, what).mean(2).astype(np.uint8)
+
+
+def sketch_map(g: Generator, sketch=None, sketch_from=None) -> np.ndarray | None:
+    """The edge map (S, S) uint8 in {0, 255} (edges 255) the sketch condition is made of."""
+    s = g.image_size
+    if sketch is not None and sketch_from is not None:
+        raise GenerationError("give a sketch or a photo to take one from, not both")
+    if sketch_from is not None:
+        return canny(letterbox(_image(sketch_from, "sketch photo"), s))
+    if sketch is None:
+        return None
+    gray = _gray(sketch, "sketch")
+    if gray.mean() > 127:  # dark lines on a light background
+        gray = 255 - gray
+    small = letterbox(gray, s, fill=0)
+    return np.where(small > 40, 255, 0).astype(np.uint8)
+
+
+def keep_map(g: Generator, image: np.ndarray, keep_box=None, keep_mask=None) -> np.ndarray:
+    """The kept pixels (S, S) bool of a partial image after letterboxing."""
+    h, w = image.shape[:2]
+    if (keep_box is None) == (keep_mask is None):
+        raise GenerationError("a partial image needs exactly one of a keep box (x0,y0,x1,y1) or a keep mask")
+    if keep_box is not None:
+        try:
+            x0, y0, x1, y1 = (int(round(float(v))) for v in keep_box)
+        except (TypeError, ValueError):
+            raise GenerationError(f"keep box must be four numbers x0,y0,x1,y1, got {keep_box!r}") from None
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise GenerationError(f"keep box {x0},{y0},{x1},{y1} is not a non-empty box inside the "
+                                  f"{w} x {h} image")
+        full = np.zeros((h, w), np.uint8)
+        full[y0:y1, x0:x1] = 1
+    else:
+        full = (_gray(keep_mask, "keep mask") > 127).astype(np.uint8)
+        if full.shape != (h, w):
+            raise GenerationError(f"the keep mask is {full.shape[1]} x {full.shape[0]}, the partial image "
+                                  f"{w} x {h}: they must match")
+    return letterbox(full, g.image_size, fill=0, nearest=True).astype(bool)
+
+
+@dataclass
+class Conditions:
+    text: str | None
+    ids: torch.Tensor            # (1, text_len) token ids, EMPTY when no text
+    lengths: torch.Tensor        # (1,)
+    sketch: np.ndarray | None    # the edge map used
+    sketch_tokens: torch.Tensor  # (1, sketch_len)
+    partial: np.ndarray | None   # the partial image as the model sees it (blank outside the kept cells)
+    partial_tokens: torch.Tensor  # (1, image_len)
+
+
+@torch.no_grad()
+def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None, partial=None, keep_box=None,
+            keep_mask=None) -> Conditions:
+    """Checks the inputs and turns them into condition tokens."""
+    c, dev, s = g.transformer.cfg, g.device, g.image_size
+    text = text.strip() if isinstance(text, str) else text
+    if text is not None and not isinstance(text, str):
+        raise GenerationError("text must be a string")
+    if not text and sketch is None and sketch_from is None and partial is None:
+        raise GenerationError("nothing to generate from: give a prompt, a sketch or a partial image")
+    if partial is None and (keep_box is not None or keep_mask is not None):
+        raise GenerationError("a keep box or keep mask needs a partial image")
+    ids = torch.full((1, c.text_len), c.text_empty, dtype=torch.long)
+    lengths = torch.zeros(1, dtype=torch.long)
+    if text:
+        need = g.tokenizer.count(text)
+        if need > c.text_len:
+            raise GenerationError(f"the prompt is {need} tokens long; this model reads at most {c.text_len}")
+        arr, n = g.tokenizer.encode(text, c.text_len)
+        ids, lengths = torch.from_numpy(arr)[None], torch.tensor([n])
+    edges = sketch_map(g, sketch, sketch_from)
+    sk_tok = torch.full((1, c.sketch_len), c.sketch_empty, dtype=torch.long)
+    if edges is not None:
+        if g.sketch is None or c.sketch_len == 0:
+            raise GenerationError("this model was trained without sketches")
+        x = torch.from_numpy(edges > 0).float()[None, None].to(dev) * 2 - 1
+        sk_tok = g.sketch.encode(x).flatten(1).cpu()
+    part_tok = torch.full((1, c.image_len), c.image_empty, dtype=torch.long)
+    shown = None
+    if partial is not None:
+        img = _image(partial, "partial image")
+        keep = keep_map(g, img, keep_box, keep_mask)
+        small = letterbox(img, s)
+        grid = g.image.vq.cfg.grid
+        cells = keep_cells(torch.from_numpy(keep)[None].float(), grid)
+        if not bool(cells.any()):
+            raise GenerationError(f"the kept region covers no token cell (a cell is {s // grid} px here and "
+                                  "counts when at least half of it is kept): keep a larger area")
+        x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))).float()[None].div(127.5).sub(1).to(dev)
+        if text and g.image.vq.cfg.fusion == "maskclip" and g.image.maskclip is not None:
+            codes = g.image.encode(x, ids.to(dev), lengths.to(dev))
+        else:  # no caption to fuse: the encoder's own features
+            codes = g.image.vq.encode(x)[1]
+        part_tok = torch.where(cells, codes.flatten(1).cpu(), torch.full_like(part_tok, c.image_empty))
+        cell_px = torch.repeat_interleave(torch.repeat_interleave(cells.view(grid, grid), s // grid, 0), s // grid, 1)
+        shown = np.where(cell_px.numpy()[..., None], small, 255).astype(np.uint8)
+    return Conditions(text or None, ids, lengths, edges, sk_tok, shown, part_tok)
+
+
+@torch.no_grad()
+def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
+                  sampling: SamplingConfig | None = None) -> np.ndarray:
+    if n < 1:
+        raise GenerationError("n must be at least 1")
+    cfg = sampling or g.sampling
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise GenerationError(str(e)) from None
+    dev = g.device
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed) if seed is not None else int.from_bytes(os.urandom(6), "little"))
+    rep = lambda t: t.to(dev).expand(n, -1).contiguous()  # noqa: E731
+    tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens), cfg, gen)
+    grid = g.image.vq.cfg.grid
+    images = g.image.decode(tokens.view(n, grid, grid))
+    return ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def generate(model: Generator | str | os.PathLike | None = None, text: str | None = None, sketch=None,
+             sketch_from=None, partial=None, keep_box=None, keep_mask=None, n: int = 1, seed: int | None = None,
+             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+             guidance: float | None = None) -> np.ndarray:
+    """Garments from any mix of conditions -> (n, H, W, 3) uint8 RGB. `model` is a loaded
+    Generator or anything `load` accepts. Sampling settings left as None keep the model's
+    defaults; the same seed gives the same images."""
+    g = model if isinstance(model, Generator) else load(model)
+    cond = prepare(g, text, sketch, sketch_from, partial, keep_box, keep_mask)
+    return generate_from(g, cond, n, seed, sampling_config(g, temperature, top_k, top_p, guidance))
+
+
+def sampling_config(g: Generator, temperature=None, top_k=None, top_p=None, guidance=None) -> SamplingConfig:
+    """The model's sampling defaults with the given settings over them; top_k 0 turns top-k off."""
+    cfg = asdict(g.sampling)
+    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance}
+    cfg.update({k: v for k, v in given.items() if v is not None})
+    if cfg["top_k"] == 0:
+        cfg["top_k"] = None
+    return SamplingConfig(**cfg)

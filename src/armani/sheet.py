@@ -1,0 +1,52 @@
+"""Contact sheets of generations: the conditions beside the results, one row per prompt."""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+PANEL = 128
+TEXT_W = 240
+
+
+@dataclass
+class Row:
+    title: str                       # e.g. the task name
+    text: str | None                 # the prompt
+    sketch: np.ndarray | None        # (S, S) edge map, edges 255
+    partial: np.ndarray | None       # (S, S, 3)
+    samples: np.ndarray              # (n, S, S, 3)
+
+
+def _panel(img: np.ndarray | None, label: str, font) -> np.ndarray:
+    if img is None:
+        im = Image.new("RGB", (PANEL, PANEL), (235, 235, 235))
+        ImageDraw.Draw(im).text((8, PANEL // 2 - 6), label, fill=(120, 120, 120), font=font)
+        return np.asarray(im)
+    if img.ndim == 2:
+        img = np.repeat((255 - img)[..., None], 3, 2)  # dark lines on white
+    return np.asarray(Image.fromarray(img).resize((PANEL, PANEL), Image.NEAREST))
+
+
+def render(rows: list[Row]) -> np.ndarray:
+    """-> one RGB image: prompt | sketch | partial | samples..."""
+    font = ImageFont.load_default()
+    width = max(len(r.samples) for r in rows)
+    out = []
+    for r in rows:
+        txt = Image.new("RGB", (TEXT_W, PANEL), "white")
+        lines = [r.title] + textwrap.wrap(r.text or "(no prompt)", 38)[:8]
+        ImageDraw.Draw(txt).multiline_text((6, 6), "\n".join(lines), fill="black", font=font, spacing=3)
+        panels = [np.asarray(txt), _panel(r.sketch, "no sketch", font), _panel(r.partial, "no partial", font)]
+        panels += [_panel(s, "", font) for s in r.samples]
+        panels += [np.full((PANEL, PANEL, 3), 255, np.uint8)] * (width - len(r.samples))
+        out.append(np.concatenate(panels, 1))
+    head = Image.new("RGB", (out[0].shape[1], 18), "white")
+    ImageDraw.Draw(head).text((6, 3), "prompt | sketch | partial (kept cells) | samples", fill="black", font=font)
+    return np.concatenate([np.asarray(head)] + out, 0)
+
+
+def save_png(img: np.ndarray, path) -> None:
+    Image.fromarray(img).save(path)

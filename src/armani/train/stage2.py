@@ -1,0 +1,195 @@
+"""Stage 2 as a training task (section 3.4, eq. 12-14): the cross-modal Transformer on a
+token folder made by `armani tokenize`.
+
+Condition dropout: each sample keeps its caption, sketch and partial image independently
+with the probabilities in the loss config; an absent condition becomes EMPTY tokens. One
+model so serves text, text+sketch, text+partial, sketch-only and partial-only generation,
+and the samples with no condition at all train the unconditional model guidance needs.
+Every random choice (caption, which conditions, the partial box) is a function of
+(seed, epoch, index), so resuming replays the same stream.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..checkpoint import load_bundle, resolve_bundle
+from ..config import TrainConfig, from_dict, load_raw, to_dict
+from ..losses.vq import semantic_loss
+from ..models.transformer import CrossModalTransformer, TransformerConfig
+from ..tokenize import TokenSet
+from .loop import Task
+from .stage1 import Frozen
+
+
+@dataclass(frozen=True)
+class Stage2LossConfig:
+    p_text: float = 0.8             # probability that a training sample keeps its caption
+    p_sketch: float = 0.4           # ... its sketch
+    p_partial: float = 0.4          # ... a partial image (a box of image tokens)
+    partial_keep: float = 0.25      # share of the token grid the partial box keeps (appendix A)
+    lambda3: float = 2.0            # eq. 14: weight of the semantic loss
+    semantic_every: int = 0         # run the semantic loss every N steps (0: never)
+    semantic_batch: int = 8         # on at most this many captioned samples of the batch
+    semantic_tau: float = 1.0       # softmax temperature of the logits -> codebook mix
+
+
+def token_box(rng: np.random.Generator, grid: int, keep: float) -> np.ndarray:
+    """A random box of token cells covering about `keep` of a grid x grid map -> (grid*grid,) bool."""
+    area = max(1, round(keep * grid * grid))
+    w = int(rng.integers(max(1, -(-area // grid)), min(grid, area) + 1))
+    h = max(1, min(grid, round(area / w)))
+    x0, y0 = int(rng.integers(0, grid - w + 1)), int(rng.integers(0, grid - h + 1))
+    cells = np.zeros((grid, grid), bool)
+    cells[y0:y0 + h, x0:x0 + w] = True
+    return cells.reshape(-1)
+
+
+class TokenDataset(Dataset):
+    """One split of a token folder, with per-sample caption choice and condition dropout."""
+
+    def __init__(self, root: str | os.PathLike, split: str, loss: Stage2LossConfig, seed: int = 0,
+                 dropout: bool = True):
+        self.tokens = TokenSet(root, split)
+        self.loss, self.seed, self.epoch, self.dropout = loss, seed, 0, dropout
+        self.grid = int(self.tokens.info["image_grid"])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict:
+        t, lc = self.tokens, self.loss
+        rng = np.random.default_rng([self.seed, self.epoch, i, 2])
+        slots = np.flatnonzero(t.text_len[i] > 0)
+        c = int(rng.choice(slots)) if (self.dropout and len(slots)) else (int(slots[0]) if len(slots) else 0)
+        u = rng.random(3)
+        has_sketch = t.sketch is not None
+        sketch = t.sketch[i].astype(np.int64) if has_sketch else np.zeros(0, np.int64)
+        return {
+            "image": torch.from_numpy(t.image[i].astype(np.int64)),
+            "sketch": torch.from_numpy(sketch),
+            "text": torch.from_numpy(t.text[i, c].astype(np.int64)),
+            "text_len": torch.tensor(int(t.text_len[i, c])),
+            "keep": torch.from_numpy(token_box(rng, self.grid, lc.partial_keep)),
+            "has_text": torch.tensor(bool(len(slots)) and (not self.dropout or u[0] < lc.p_text)),
+            "has_sketch": torch.tensor(has_sketch and (not self.dropout or u[1] < lc.p_sketch)),
+            "has_partial": torch.tensor(bool(not self.dropout or u[2] < lc.p_partial)),
+        }
+
+
+def conditions(model_cfg: TransformerConfig, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's condition tokens, absent ones EMPTY."""
+    c = model_cfg
+    text = torch.where(batch["has_text"][:, None], batch["text"], c.text_empty)
+    b = text.shape[0]
+    if batch["sketch"].shape[-1] == c.sketch_len:
+        sketch = torch.where(batch["has_sketch"][:, None], batch["sketch"], c.sketch_empty)
+    else:
+        sketch = torch.full((b, c.sketch_len), c.sketch_empty, dtype=torch.long, device=text.device)
+    kept = batch["keep"] & batch["has_partial"][:, None]
+    partial = torch.where(kept, batch["image"], c.image_empty)
+    return text, sketch, partial
+
+
+def soft_decode(vq: nn.Module, logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Eq. 14's differentiable path: logits (B, N, K) -> the softmax-weighted mix of codebook
+    vectors (renormalised when the codebook is) -> decoded images (B, C, H, W)."""
+    q = vq.quantizer
+    codes = q.codes().float()
+    z = (logits.float() / tau).softmax(-1) @ codes  # (B, N, D)
+    if q.normalize:
+        z = F.normalize(z, dim=-1)
+    b, n, d = z.shape
+    g = int(round(n ** 0.5))
+    return vq.decode(z.transpose(1, 2).reshape(b, d, g, g))
+
+
+@dataclass
+class TransformerTask(Task):
+    tokens: Path = Path()
+    train_cfg: TrainConfig = field(default_factory=TrainConfig)
+    loss_cfg: Stage2LossConfig = field(default_factory=Stage2LossConfig)
+    frozen: Frozen = field(default_factory=Frozen)
+
+    def build_model(self) -> nn.Module:
+        return CrossModalTransformer(self.model_config)
+
+    def train_dataset(self):
+        return TokenDataset(self.tokens, "train", self.loss_cfg, self.train_cfg.seed)
+
+    def compute_loss(self, model, batch):
+        text, sketch, partial = conditions(self.model_config, batch)
+        image = batch["image"]
+        logits = model(text, sketch, partial, image)
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), image.flatten())
+        out = {"nll": nll.detach()}
+        loss = nll
+        lc = self.loss_cfg
+        every = lc.semantic_every
+        if lc.lambda3 > 0 and every and self.step % every == 0 and self.frozen.vq is not None:
+            rows = batch["has_text"].nonzero()[:, 0][:lc.semantic_batch]
+            if len(rows):
+                fz = self.frozen.to(image.device)
+                images = soft_decode(fz.vq, logits[rows], lc.semantic_tau)
+                with torch.no_grad():
+                    t, tv, _ = fz.maskclip.encode_text(batch["text"][rows], batch["text_len"][rows])
+                sem = semantic_loss(images, fz.segmenter, fz.maskclip, t, tv).mean()
+                loss = loss + lc.lambda3 * sem
+                out["semantic"] = sem.detach()
+        return {"loss": loss, **out}
+
+    def batch_items(self, batch: dict) -> int:
+        return int(batch["image"].shape[0])
+
+
+def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) -> tuple[TransformerTask, TrainConfig]:
+    """The stage-2 task on a token folder. The semantic loss (when its config turns it on)
+    loads the stage-1 bundle the tokens record and that bundle's segmenter and MaskCLIP."""
+    raw = load_raw("transformer", config)
+    info = TokenSet(tokens, "train").info
+    model_cfg = from_dict(TransformerConfig, raw.get("model"))
+    model_cfg = replace(model_cfg, text_vocab=int(info["vocab_size"]), text_len=int(info["max_text_len"]),
+                        image_codes=int(info["image_codes"]), image_len=int(info["image_grid"]) ** 2,
+                        sketch_codes=int(info["sketch_codes"] or 1),
+                        sketch_len=int(info["sketch_grid"]) ** 2 if info.get("sketch_grid") else 0)
+    loss_cfg = from_dict(Stage2LossConfig, raw.get("loss"))
+    train = {k: v for k, v in train_overrides.items() if v is not None}
+    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
+    parents = {"vqgan": info["image_model"]["path"]}
+    if info.get("sketch_model"):
+        parents["sketch"] = info["sketch_model"]["path"]
+    for name, p in parents.items():
+        try:
+            resolve_bundle(p)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"the token folder {tokens} was made with the {name} model at {p}, which is "
+                                    "gone; generation needs it (tokenize again with the model you have)") from None
+    frozen = Frozen()
+    if loss_cfg.lambda3 > 0 and loss_cfg.semantic_every:
+        vb = load_bundle(parents["vqgan"], "vqgan")
+        rec = vb.meta.get("parents", {})
+        if "segmenter" not in rec or "maskclip" not in rec:
+            raise ValueError("the semantic loss needs the segmenter and MaskCLIP the stage-1 model was trained "
+                             "with, and it records none; set loss.semantic_every to 0")
+        frozen = Frozen(vq=vb.model.requires_grad_(False).eval(),
+                        segmenter=load_bundle(rec["segmenter"]["path"], "segmenter").model.requires_grad_(False).eval(),
+                        maskclip=load_bundle(rec["maskclip"]["path"], "maskclip").model.requires_grad_(False).eval())
+    tok_text = (Path(tokens) / info["tokenizer"]).read_text()
+    task = TransformerTask(kind="transformer", model_config=model_cfg, tokens=Path(tokens), train_cfg=train_cfg,
+                           loss_cfg=loss_cfg, frozen=frozen, parents=parents,
+                           preprocessing={"image_size": int(info["image_size"]),
+                                          "max_text_len": int(info["max_text_len"]),
+                                          "tokenizer": "tokenizer.json", "tokens": str(tokens)},
+                           files={"tokenizer.json": tok_text})
+    task.describe = {"loss": to_dict(loss_cfg)}
+    return task, train_cfg
