@@ -168,7 +168,3 @@ class CrossModalTransformer(nn.Module):
         if image_so_far.shape[1]:
             x = torch.cat([x, self.embed_image(image_so_far, 0)], dim=1)
         return self.head(self.ln(self._run(x)[:, -1]))
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
