@@ -240,6 +240,7 @@ def test_train_transformer_cli(tiny_run):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert "semantic" in rows[0] and "nll" in rows[-1]  # the semantic loss ran at step 0 (every 2 steps)
     assert (run / "model" / "tokenizer.json").is_file()
+    assert (run / "samples" / "step-00000002.png").is_file()  # samples at every checkpoint
     assert main(["-q", "train", "transformer", "--tokens", str(tiny_run / "tok"), "--out", str(run),
                  "--config", str(tiny_run / "t.json"), "--resume", "--max-steps", "4"]) == 0
     assert json.loads((run / "model" / "config.json").read_text())["trained_steps"] == 4

@@ -136,7 +136,7 @@ class TransformerTask(Task):
         loss = nll
         lc = self.loss_cfg
         every = lc.semantic_every
-        if lc.lambda3 > 0 and every and self.step % every == 0 and self.frozen.vq is not None:
+        if lc.lambda3 > 0 and every and self.step % every == 0 and self.frozen.maskclip is not None:
             rows = batch["has_text"].nonzero()[:, 0][:lc.semantic_batch]
             if len(rows):
                 fz = self.frozen.to(image.device)
@@ -147,6 +147,33 @@ class TransformerTask(Task):
                 loss = loss + lc.lambda3 * sem
                 out["semantic"] = sem.detach()
         return {"loss": loss, **out}
+
+    def on_checkpoint(self, model, step, run):
+        """Samples of the model so far: run/samples/step-XXXXXXXX.png, the first 4 validation
+        images (their tokens decoded) above samples from their captions alone (guidance 3)."""
+        from ..data.io import encode_png_rgb, write_bytes
+        from ..eval.recon import _grid
+        from ..sampling import SamplingConfig, sample_tokens
+        if self.frozen.vq is None:
+            return
+        split = "val" if "val" in TokenSet(self.tokens, "train").info["splits"] else "train"
+        ds = TokenDataset(self.tokens, split, self.loss_cfg, dropout=False)
+        items = [ds[i] for i in range(min(4, len(ds)))]
+        dev = next(model.parameters()).device
+        batch = {k: torch.stack([it[k] for it in items]).to(dev) for k in items[0]}
+        batch.update(has_sketch=torch.zeros_like(batch["has_text"]), has_partial=torch.zeros_like(batch["has_text"]))
+        text, sketch, partial = conditions(self.model_config, batch)
+        vq = self.frozen.to(dev).vq
+        g = self.model_config.image_len ** 0.5
+        with torch.no_grad():
+            tokens = sample_tokens(model.eval(), text, sketch, partial, SamplingConfig(top_k=100, guidance=3.0),
+                                   torch.Generator(device=dev).manual_seed(0))
+            shape = (len(items), int(g), int(g))
+            real = vq.decode_indices(batch["image"].view(shape)).clamp(-1, 1)
+            fake = vq.decode_indices(tokens.view(shape)).clamp(-1, 1)
+        (run / "samples").mkdir(exist_ok=True)
+        write_bytes(run / "samples" / f"step-{step:08d}.png",
+                    encode_png_rgb(_grid((real.float().cpu() + 1) / 2, (fake.float().cpu() + 1) / 2)))
 
     def batch_items(self, batch: dict) -> int:
         return int(batch["image"].shape[0])
@@ -174,14 +201,15 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
         except FileNotFoundError:
             raise FileNotFoundError(f"the token folder {tokens} was made with the {name} model at {p}, which is "
                                     "gone; generation needs it (tokenize again with the model you have)") from None
-    frozen = Frozen()
+    # The stage-1 decoder: for checkpoint samples, and with the segmenter and MaskCLIP for eq. 14.
+    vb = load_bundle(parents["vqgan"], "vqgan")
+    frozen = Frozen(vq=vb.model.requires_grad_(False).eval())
     if loss_cfg.lambda3 > 0 and loss_cfg.semantic_every:
-        vb = load_bundle(parents["vqgan"], "vqgan")
         rec = vb.meta.get("parents", {})
         if "segmenter" not in rec or "maskclip" not in rec:
             raise ValueError("the semantic loss needs the segmenter and MaskCLIP the stage-1 model was trained "
                              "with, and it records none; set loss.semantic_every to 0")
-        frozen = Frozen(vq=vb.model.requires_grad_(False).eval(),
+        frozen = Frozen(vq=frozen.vq,
                         segmenter=load_bundle(rec["segmenter"]["path"], "segmenter").model.requires_grad_(False).eval(),
                         maskclip=load_bundle(rec["maskclip"]["path"], "maskclip").model.requires_grad_(False).eval())
     tok_text = (Path(tokens) / info["tokenizer"]).read_text()
