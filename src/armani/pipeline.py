@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from .checkpoint import WEIGHTS, atomic_dir, bundle_meta, load_bundle, resolve_bundle, state_tensors
+from .data.dataset import to_unit
 from .data.io import BadFile, read_image_strict
 from .data.tokenizer import CaptionTokenizer
 from .data.transforms import letterbox
@@ -38,7 +39,9 @@ from .tokenize import Stage1, keep_cells, load_stage1
 
 PIPELINE_FORMAT = "armani-pipeline/1"
 PIPELINE_FILE = "armani.json"
-COMPONENTS = ("transformer", "vqgan", "sketch", "maskclip", "segmenter")
+# A pipeline folder's components and the bundle kind of each.
+COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch": "vqgan", "maskclip": "maskclip",
+              "segmenter": "segmenter"}
 # Sampling defaults when a pipeline records none (tuned on the shipped SynthFashion model).
 DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100, top_p=None, guidance=3.0)
 
@@ -101,15 +104,15 @@ def _load_pipeline(path: Path, device) -> Generator:
     if meta.get("format") != PIPELINE_FORMAT:
         raise ValueError(f"{path}: not an armani pipeline (format {meta.get('format')!r})")
     parts = meta["components"]
-    get = lambda name, kind: load_bundle(path / parts[name], kind, device).model if parts.get(name) else None  # noqa: E731
-    tok = CaptionTokenizer.from_file(path / "tokenizer.json")
-    vq = get("vqgan", "vqgan")
-    image = Stage1(vq, get("maskclip", "maskclip"), get("segmenter", "segmenter"), tok,
-                   int(meta["max_text_len"]), path / parts["vqgan"])
-    sk = get("sketch", "vqgan")
-    sketch = Stage1(sk, None, None, None, int(meta["max_text_len"]), path / parts["sketch"]) if sk is not None else None
+    def get(name: str):
+        return load_bundle(path / parts[name], COMPONENTS[name], device).model if parts.get(name) else None
+
+    tok, max_len = CaptionTokenizer.from_file(path / "tokenizer.json"), int(meta["max_text_len"])
+    image = Stage1(get("vqgan"), get("maskclip"), get("segmenter"), tok, max_len, path / parts["vqgan"])
+    sk = get("sketch")
+    sketch = Stage1(sk, None, None, None, max_len, path / parts["sketch"]) if sk is not None else None
     sampling = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **meta.get("sampling", {})})
-    return Generator(get("transformer", "transformer"), image, sketch, tok, sampling, path, meta)
+    return Generator(get("transformer"), image, sketch, tok, sampling, path, meta)
 
 
 def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False, sampling: dict | None = None,
@@ -119,8 +122,6 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
     g = load(model)
     mods = {"transformer": g.transformer, "vqgan": g.image.vq, "sketch": g.sketch.vq if g.sketch else None,
             "maskclip": g.image.maskclip, "segmenter": g.image.segmenter}
-    kinds = {"transformer": "transformer", "vqgan": "vqgan", "sketch": "vqgan", "maskclip": "maskclip",
-             "segmenter": "segmenter"}
     with atomic_dir(out) as tmp:
         for name, m in mods.items():
             if m is None:
@@ -130,7 +131,7 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
             if half:
                 state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
             save_file(state, str(tmp / name / WEIGHTS))
-            (tmp / name / "config.json").write_text(json.dumps(bundle_meta(kinds[name], m.cfg), indent=2) + "\n")
+            (tmp / name / "config.json").write_text(json.dumps(bundle_meta(COMPONENTS[name], m.cfg), indent=2) + "\n")
         g.tokenizer.save(tmp / "tokenizer.json")
         source = g.info.get("exported_from") if (Path(model) / PIPELINE_FILE).is_file() else str(resolve_bundle(model))
         meta = {"format": PIPELINE_FORMAT, "components": {k: k for k, m in mods.items() if m is not None},
@@ -251,7 +252,7 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
         if not bool(cells.any()):
             raise GenerationError(f"the kept region covers no token cell (a cell is {s // grid} px here and "
                                   "counts when at least half of it is kept): keep a larger area")
-        x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))).float()[None].div(127.5).sub(1).to(dev)
+        x = to_unit(small)[None].to(dev)
         if text and g.image.vq.cfg.fusion == "maskclip" and g.image.maskclip is not None:
             codes = g.image.encode(x, ids.to(dev), lengths.to(dev))
         else:  # no caption to fuse: the encoder's own features

@@ -8,8 +8,9 @@ model bundle in `model/` (usable with `armani generate --model DIR/model`).
 Each stage leaves its time in `summary.json` when it ends, so a re-run skips finished
 stages; an interrupted training stage resumes from its last checkpoint. `--fresh` starts
 over. The stage budgets (the `default` profile) are the CPU presets cut short so that the
-whole run fits in about 20 minutes on a 2-core CPU; the resolved config of every stage is
-written to `configs/`. The `tiny` profile is a smoke test of the same code path (seconds).
+whole run fits in about 20 minutes on a 2-core CPU; each stage's overrides of its preset are
+written to `configs/` (and its resolved config to its run's `config.json`). The `tiny`
+profile is a smoke test of the same code path (seconds).
 """
 from __future__ import annotations
 

@@ -183,17 +183,23 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
     return info
 
 
+def read_token_info(root: str | os.PathLike) -> dict:
+    """A token folder's tokens.json, checked; reads no arrays."""
+    p = Path(root) / "tokens.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"{root} is not a token folder (no tokens.json); make one with `armani tokenize`")
+    info = json.loads(p.read_text())
+    if info.get("format") != TOKENS_FORMAT:
+        raise ValueError(f"{root}: unknown token format {info.get('format')!r}")
+    return info
+
+
 class TokenSet:
     """Read access to one split of a token folder."""
 
     def __init__(self, root: str | os.PathLike, split: str = "train"):
         self.root = Path(root)
-        p = self.root / "tokens.json"
-        if not p.is_file():
-            raise FileNotFoundError(f"{root} is not a token folder (no tokens.json); make one with `armani tokenize`")
-        self.info = json.loads(p.read_text())
-        if self.info.get("format") != TOKENS_FORMAT:
-            raise ValueError(f"{root}: unknown token format {self.info.get('format')!r}")
+        self.info = read_token_info(root)
         if split not in self.info["splits"]:
             raise ValueError(f"{root} has no split {split!r}; it has {', '.join(self.info['splits'])}")
         self.split = split

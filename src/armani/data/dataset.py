@@ -72,19 +72,19 @@ class GarmentDataset(Dataset):
         edges = sketch(np.ascontiguousarray(img))
         ids, n = self.tokenizer.encode(text, self.max_text_len)
         return {
-            "image": _to_unit(img),
+            "image": to_unit(img),
             "mask": torch.from_numpy(mask.astype(np.int64)),
             "has_mask": torch.tensor(has_mask),
             "text": torch.from_numpy(ids),
             "text_len": torch.tensor(n),
             "sketch": torch.from_numpy(edges > 0).float()[None],
-            "partial": _to_unit(part),
+            "partial": to_unit(part),
             "keep": torch.from_numpy(keep).float()[None],
             "index": torch.tensor(i),
         }
 
 
-def _to_unit(img: np.ndarray) -> torch.Tensor:
+def to_unit(img: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
 

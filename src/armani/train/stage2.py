@@ -24,7 +24,7 @@ from ..checkpoint import load_bundle, resolve_bundle
 from ..config import TrainConfig, from_dict, load_raw, to_dict
 from ..losses.vq import semantic_loss
 from ..models.transformer import CrossModalTransformer, TransformerConfig
-from ..tokenize import TokenSet
+from ..tokenize import TokenSet, read_token_info
 from .loop import Task
 from .stage1 import Frozen
 
@@ -156,7 +156,7 @@ class TransformerTask(Task):
         from ..sampling import SamplingConfig, sample_tokens
         if self.frozen.vq is None:
             return
-        split = "val" if "val" in TokenSet(self.tokens, "train").info["splits"] else "train"
+        split = "val" if "val" in read_token_info(self.tokens)["splits"] else "train"
         ds = TokenDataset(self.tokens, split, self.loss_cfg, dropout=False)
         items = [ds[i] for i in range(min(4, len(ds)))]
         dev = next(model.parameters()).device
@@ -183,7 +183,9 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
     """The stage-2 task on a token folder. The semantic loss (when its config turns it on)
     loads the stage-1 bundle the tokens record and that bundle's segmenter and MaskCLIP."""
     raw = load_raw("transformer", config)
-    info = TokenSet(tokens, "train").info
+    info = read_token_info(tokens)
+    if "train" not in info["splits"]:
+        raise ValueError(f"{tokens} has no split 'train'; it has {', '.join(info['splits'])}")
     model_cfg = from_dict(TransformerConfig, raw.get("model"))
     model_cfg = replace(model_cfg, text_vocab=int(info["vocab_size"]), text_len=int(info["max_text_len"]),
                         image_codes=int(info["image_codes"]), image_len=int(info["image_grid"]) ** 2,
