@@ -29,12 +29,14 @@ WEIGHTS = "model.safetensors"
 
 
 def _registry() -> dict[str, tuple[type, type]]:
+    from .models.judge import AttributeJudge, JudgeConfig
     from .models.maskclip import MaskCLIP, MaskCLIPConfig
     from .models.segmenter import Segmenter, SegmenterConfig
     from .models.transformer import CrossModalTransformer, TransformerConfig
     from .models.vqgan import VQGANConfig, VQModel
     return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP),
-            "vqgan": (VQGANConfig, VQModel), "transformer": (TransformerConfig, CrossModalTransformer)}
+            "vqgan": (VQGANConfig, VQModel), "transformer": (TransformerConfig, CrossModalTransformer),
+            "judge": (JudgeConfig, AttributeJudge)}
 
 
 def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:

@@ -1,0 +1,303 @@
+"""`armani eval generate`: generate for a split's prompts and score the samples.
+
+Prompts are the first caption (the detailed one) of the first `n` samples of the split; the
+sketch and the partial image of the conditioned tasks come from that sample's photo (the
+partial keeps a band across the chest, a quarter of the image, as in training). Metrics:
+
+- `attribute_accuracy`: the attribute judge (`armani train judge`) reads the generated image;
+  the share of the prompt's stated attributes it finds, averaged per prompt then over
+  prompts. Only attributes the judge reads reliably on real images count (see
+  `eval.judge`); the same figure on the real images of the prompts is given as the ceiling.
+- `maskclip_score`: the project's own MaskCLIP, *not* CLIPScore: 100 x max(D, 0) per sample,
+  D the token-wise similarity (eq. 3-5) of the caption and the frozen segmenter's part mask
+  of the image (argmax labels). ARMANI's semantic losses optimise D itself (with soft masks),
+  so this score favours the models trained with them.
+- `fid`, `kid`, `is` from a local Inception; `clipscore` from a local CLIP (eval.foreign).
+  FID and KID compare the samples with the real images of the same prompts.
+
+Each figure has a 95% bootstrap interval over prompts. Unavailable metrics are null, with
+the reason under `unavailable`.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.format import Index, read_meta
+from ..data.io import read_image
+from ..data.synth import parse_holdout
+from ..data.transforms import letterbox
+from ..sampling import sample_tokens
+from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
+
+TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
+METRICS = ("attribute_accuracy", "maskclip_score", "fid", "kid", "is", "clipscore")
+
+
+@dataclass
+class Prompt:
+    id: str
+    caption: str
+    attributes: dict
+    image: np.ndarray  # the real photo, at the model's size
+
+
+def load_prompts(data: str | os.PathLike, split: str, n: int | None, size: int) -> list[Prompt]:
+    idx = Index(data, split)
+    if not len(idx):
+        raise ValueError(f"{data} has no {split!r} samples")
+    out = []
+    for i in range(len(idx) if n is None else min(n, len(idx))):
+        rec = idx[i]
+        out.append(Prompt(rec["id"], rec["captions"][0], rec.get("attributes") or {},
+                          letterbox(read_image(Path(data) / rec["image"]), size)))
+    return out
+
+
+def chest_band(size: int) -> tuple[int, int, int, int]:
+    return (0, size // 4, size, size // 2)
+
+
+@torch.no_grad()
+def generate_for(g, prompts: list[Prompt], task: str, samples: int = 1, seed: int = 0, batch: int = 32,
+                 progress=None) -> tuple[np.ndarray, list]:
+    """(len(prompts) * samples, S, S, 3) uint8, prompt-major; and the Conditions of each prompt.
+    Prompts are sampled in batches; the result depends on the seed and the batch size."""
+    from ..pipeline import prepare
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    s = g.image_size
+    conds = [prepare(g, p.caption if "text" in task else None,
+                     sketch_from=p.image if "sketch" in task else None,
+                     partial=p.image if "partial" in task else None,
+                     keep_box=chest_band(s) if "partial" in task else None) for p in prompts]
+    gen = torch.Generator(device=g.device)
+    gen.manual_seed(seed)
+    rows = [c for c in conds for _ in range(samples)]
+    out = []
+    for i in range(0, len(rows), batch):
+        part = rows[i:i + batch]
+        cat = lambda name: torch.cat([getattr(c, name) for c in part]).to(g.device)  # noqa: E731
+        tokens = sample_tokens(g.transformer, cat("ids"), cat("sketch_tokens"), cat("partial_tokens"), g.sampling, gen)
+        grid = g.image.vq.cfg.grid
+        imgs = g.image.decode(tokens.view(len(part), grid, grid))
+        out.append(((imgs.float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+        if progress:
+            progress(len(part))
+    return np.concatenate(out), conds
+
+
+class MaskCLIPScorer:
+    """The project's own caption-image score (see the module docstring)."""
+
+    def __init__(self, maskclip: str | os.PathLike, segmenter: str | os.PathLike, device="cpu"):
+        from ..checkpoint import load_bundle
+        from ..data.tokenizer import CaptionTokenizer
+        mc = load_bundle(maskclip, "maskclip", device)
+        self.maskclip = mc.model.eval()
+        self.segmenter = load_bundle(segmenter, "segmenter", device).model.eval()
+        self.tokenizer = CaptionTokenizer.from_file(mc.path / "tokenizer.json")
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray, captions: list[str], batch: int = 64) -> np.ndarray:
+        from ..data.dataset import to_unit
+        from ..losses.contrastive import pair_similarity
+        size, max_len = self.maskclip.cfg.image_size, self.maskclip.cfg.max_text_len
+        out = []
+        for i in range(0, len(images), batch):
+            x = torch.stack([to_unit(letterbox(im, size)) for im in images[i:i + batch]]).to(self.device)
+            labels = self.segmenter(x).argmax(1)
+            m, mv, _ = self.maskclip.encode_mask(labels)
+            enc = [self.tokenizer.encode(c, max_len) for c in captions[i:i + batch]]
+            ids = torch.from_numpy(np.stack([e[0] for e in enc])).to(self.device)
+            lengths = torch.tensor([e[1] for e in enc], device=self.device)
+            t, tv, _ = self.maskclip.encode_text(ids, lengths)
+            out.append(pair_similarity(m, mv, t, tv).double().cpu().numpy())
+        return 100.0 * np.clip(np.concatenate(out), 0, None)
+
+
+def holdout_parts(data: str | os.PathLike) -> dict[str, set[str]]:
+    """category -> parts held out of training with it (from the dataset's synth settings)."""
+    spec = (read_meta(data).get("synth") or {}).get("holdout")
+    pairs = parse_holdout(",".join(spec)) if isinstance(spec, list) else parse_holdout(spec)
+    out: dict[str, set[str]] = {}
+    for cat, part in pairs:
+        out.setdefault(cat, set()).add(part)
+    return out
+
+
+def _summary(values: np.ndarray, groups: np.ndarray, seed: int) -> tuple[float | None, list | None]:
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return None, None
+    lo, hi = bootstrap_ci(values[ok], groups[ok], seed=seed)
+    return float(values[ok].mean()), [lo, hi]
+
+
+def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, judge=None, judge_report=None,
+                 maskclip=None, inception=None, clip=None, seed: int = 0, holdout: dict | None = None,
+                 reasons: dict | None = None) -> dict:
+    """Every available metric of images (prompt-major, `samples` per prompt)."""
+    from .judge import attribute_hits, prompted
+    groups = np.repeat(np.arange(len(prompts)), samples)
+    captions = [p.caption for p in prompts for _ in range(samples)]
+    res: dict = {k: None for k in METRICS}
+    ci: dict = {}
+    unavailable = dict(reasons or {})
+    if judge is not None:
+        trusted = set(judge_report["trusted"]) if judge_report else None
+        reading = judge.read(images)
+        per, per_kind = [], {}
+        held = []
+        for j in range(len(images)):
+            p = prompts[groups[j]]
+            want = prompted(p.caption, p.attributes) if p.attributes.get("category") else {}
+            hits = attribute_hits(reading, j, want)
+            use = [v for k, v in hits.items() if trusted is None or k in trusted]
+            per.append(np.mean(use) if use else np.nan)
+            for k, v in hits.items():
+                per_kind.setdefault(k, []).append(v)
+            if holdout is not None:
+                parts = holdout.get(p.attributes.get("category"), set())
+                named = [k for k in hits if k.startswith("part:") and k[5:] in parts]
+                held.append(np.mean([hits[k] for k in named]) if named else np.nan)
+        per = np.asarray(per, np.float64)
+        if judge_report is not None and not judge_report["usable"]:
+            unavailable["attribute_accuracy"] = (
+                f"the judge reads category {judge_report['accuracy']['category']:.3f} and colour "
+                f"{judge_report['accuracy']['color']:.3f} of real images right (needs {judge_report['threshold']})")
+        else:
+            res["attribute_accuracy"], ci["attribute_accuracy"] = _summary(per, groups, seed)
+        res["attribute_hits"] = {k: float(np.mean(v)) for k, v in sorted(per_kind.items())}
+        if holdout is not None:
+            h = np.asarray(held, np.float64)
+            res["holdout_part_accuracy"], ci["holdout_part_accuracy"] = _summary(h, groups, seed)
+    if maskclip is not None:
+        ms = maskclip(images, captions)
+        res["maskclip_score"], ci["maskclip_score"] = _summary(ms, groups, seed)
+    if inception is not None:
+        feats, probs = inception(images)
+        real, _ = inception(np.stack([p.image for p in prompts]))
+        res["fid"] = fid(real, feats)
+        res["kid"] = kid(real, feats, subsets=50, subset_size=min(1000, len(real), len(feats)), seed=seed)[0]
+        res["is"] = inception_score(probs, splits=min(10, len(probs)))[0]
+    if clip is not None:
+        cs = clip_score(clip.images(images), clip.texts(captions))
+        res["clipscore"], ci["clipscore"] = _summary(cs, groups, seed)
+    res["ci95"] = ci
+    res["unavailable"] = {k: v for k, v in unavailable.items() if res.get(k) is None}
+    return res
+
+
+def load_scorers(judge=None, maskclip=None, segmenter=None, inception=None, clip=None, data=None,
+                 device="cpu") -> tuple[dict, dict]:
+    """The scoring networks that can be had, and a reason for each that cannot."""
+    from .foreign import ClipScorer, Inception, Unavailable
+    from .judge import Judge, evaluate_judge
+    sc: dict = {}
+    why: dict = {}
+    if judge:
+        sc["judge"] = Judge(judge, device)
+        sc["judge_report"] = evaluate_judge(judge, data, "test") if data and len(Index(data, "test")) else None
+    else:
+        why["attribute_accuracy"] = "no attribute judge: pass --judge RUN (armani train judge)"
+    if maskclip and segmenter:
+        sc["maskclip"] = MaskCLIPScorer(maskclip, segmenter, device)
+    else:
+        why["maskclip_score"] = "needs a MaskCLIP and a segmenter (the model records none: pass --maskclip, --segmenter)"
+    for name, cls, arg, keys in (("inception", Inception, inception, ("fid", "kid", "is")),
+                                 ("clip", ClipScorer, clip, ("clipscore",))):
+        try:
+            sc[name] = cls(arg, device)
+        except Unavailable as e:
+            why.update({k: str(e) for k in keys})
+    return sc, why
+
+
+def model_scorers(g) -> tuple[str | None, str | None]:
+    """The MaskCLIP and segmenter a pipeline carries (its stage-1 fusion models), if any."""
+    st = g.image
+    if g.path is not None and (g.path / "armani.json").is_file():
+        meta = json.loads((g.path / "armani.json").read_text())["components"]
+        mc, seg = meta.get("maskclip"), meta.get("segmenter")
+        return (str(g.path / mc) if mc else None), (str(g.path / seg) if seg else None)
+    from ..checkpoint import load_bundle
+    parents = load_bundle(st.path, "vqgan").meta.get("parents", {})
+    return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
+
+
+def evaluate_generation(model, data: str | os.PathLike, task: str = "text", split: str = "val", n: int | None = 100,
+                        samples: int = 1, seed: int = 0, judge=None, maskclip=None, segmenter=None, inception=None,
+                        clip=None, scorers: tuple[dict, dict] | None = None, html_path=None, progress=None,
+                        device="cpu") -> dict:
+    from ..pipeline import load
+    g = model if not isinstance(model, (str, os.PathLike)) else load(model, device)
+    prompts = load_prompts(data, split, n, g.image_size)
+    if scorers is None:
+        own_mc, own_seg = model_scorers(g)
+        scorers = load_scorers(judge, maskclip or own_mc, segmenter or own_seg, inception, clip, data, device)
+    sc, why = scorers
+    images, conds = generate_for(g, prompts, task, samples, seed, progress=progress)
+    holdout = holdout_parts(data) if split == "test_holdout" else None
+    kw = dict(judge=sc.get("judge"), judge_report=sc.get("judge_report"), maskclip=sc.get("maskclip"),
+              inception=sc.get("inception"), clip=sc.get("clip"), seed=seed, holdout=holdout, reasons=why)
+    res = score_images(images, prompts, samples, **kw)
+    real = score_images(np.stack([p.image for p in prompts]), prompts, 1, **{**kw, "inception": None, "clip": None})
+    out = {"task": task, "split": split, "prompts": len(prompts), "samples_per_prompt": samples, "seed": seed,
+           "model": str(g.path) if g.path else None, "sampling": g.sampling.__dict__,
+           **{k: res.get(k) for k in METRICS}, **{k: v for k, v in res.items() if k not in METRICS},
+           "real_images": {k: real.get(k) for k in ("attribute_accuracy", "maskclip_score", "holdout_part_accuracy",
+                                                    "attribute_hits")},
+           "judge": sc.get("judge_report")}
+    if html_path:
+        write_samples_html(html_path, out, prompts, conds, images, samples)
+    return out
+
+
+def _png_uri(img: np.ndarray) -> str:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def write_samples_html(path, result: dict, prompts: list[Prompt], conds, images: np.ndarray, samples: int,
+                       max_rows: int = 48) -> Path:
+    """One self-contained page: the metrics, then per prompt its caption, the real photo, the
+    conditions and the samples (images inline)."""
+    esc = html.escape
+    rows = []
+    for i, p in enumerate(prompts[:max_rows]):
+        cells = [f"<td><img src='{_png_uri(p.image)}' title='real'></td>"]
+        c = conds[i]
+        for im in (c.sketch, c.partial):
+            if im is not None:
+                arr = im if im.ndim == 3 else np.repeat(((im > 0) * 255).astype(np.uint8)[..., None], 3, 2)
+                cells.append(f"<td><img src='{_png_uri(arr)}'></td>")
+        cells += [f"<td><img src='{_png_uri(images[i * samples + k])}'></td>" for k in range(samples)]
+        rows.append(f"<tr><td class=c>{esc(p.caption)}</td>{''.join(cells)}</tr>")
+    metrics = "".join(f"<tr><td>{esc(k)}</td><td>{esc(json.dumps(result.get(k)))}</td>"
+                      f"<td>{esc(json.dumps(result.get('ci95', {}).get(k)))}</td>"
+                      f"<td>{esc(result.get('unavailable', {}).get(k, ''))}</td></tr>" for k in METRICS)
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>armani eval generate</title>
+<style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 6px;vertical-align:middle}}td.c{{max-width:28em}}
+img{{width:96px;image-rendering:pixelated;border:1px solid #ccc}}</style></head><body>
+<h1>armani eval generate: {esc(result['task'])} on {esc(result['split'])}</h1>
+<p>{result['prompts']} prompts x {result['samples_per_prompt']} samples, seed {result['seed']}; model
+{esc(str(result.get('model')))}.</p>
+<table><tr><th>metric</th><th>value</th><th>95% CI (prompts)</th><th>unavailable because</th></tr>{metrics}</table>
+<h2>Samples</h2><p>caption | real photo | conditions | samples</p><table>{''.join(rows)}</table></body></html>
+"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc)
+    return path

@@ -1,0 +1,267 @@
+"""`armani experiment paper`: the paper's Tables 1 and 2 on SynthFashion.
+
+One dataset, one segmenter, one MaskCLIP, one sketch tokenizer and one attribute judge are
+shared; the variants differ only where the paper's ablations do:
+
+| row | stage-1 codebook | stage-1 semantic loss | stage-2 semantic loss |
+| --- | --- | --- | --- |
+| ARMANI | MaskCLIP fusion | on | on |
+| DALL-E-style baseline | plain VQGAN | off | off |
+| w/o MaskCLIP fusion | plain | on | on |
+| w/o stage-1 semantic loss | fusion | off | on |
+| w/o stage-2 semantic loss | fusion (ARMANI's stage 1) | on | off |
+
+Each variant is scored by `eval.generation` with the same prompts, seeds, judge and scoring
+networks for the text, text+sketch and text+partial tasks on `val`, and for the text task on
+the compositional hold-out (`test_holdout`): there the held-out part's accuracy. Results go to
+`results.json` and `table.md`. Stages are recorded in `summary.json` as they finish, so a
+re-run resumes; `--fresh` starts over.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .progress import bar
+from .quickstart import PROFILES
+
+# variant -> (stage-1 model it uses, its transformer's stage-2 semantic loss on?)
+STAGE1 = {  # name -> (fusion, stage-1 semantic loss on?)
+    "fusion": ("maskclip", True),
+    "plain": ("none", False),
+    "plain-sem": ("none", True),
+    "fusion-nosem": ("maskclip", False),
+}
+VARIANTS = {
+    "armani": ("ARMANI", "fusion", True),
+    "dalle": ("DALL-E-style baseline (plain VQGAN, no semantic losses)", "plain", False),
+    "no_fusion": ("w/o MaskCLIP fusion", "plain-sem", True),
+    "no_sem1": ("w/o stage-1 semantic loss", "fusion-nosem", True),
+    "no_sem2": ("w/o stage-2 semantic loss", "fusion", False),
+}
+EVAL_TASKS = ("text", "text+sketch", "text+partial")
+
+PRESETS: dict[str, dict] = {
+    # About 60 minutes of stages on 2 CPU cores: the quickstart's budgets, Transformers cut to 500 steps.
+    "cpu": {"n": 4000, "judge_n": 8000, "size": 64, "profile": "default", "prompts": 100, "samples": 1,
+            "overrides": {"transformer": {"train": {"max_steps": 500, "max_minutes": 7}},
+                          "judge": {"train": {"max_steps": 2000, "max_minutes": 7}}}},
+    # For a lent GPU: more data, the full CPU presets, more prompts.
+    "gpu": {"n": 10000, "judge_n": 20000, "size": 64, "profile": None, "prompts": 500, "samples": 2, "overrides": {}},
+    # Seconds: the code path only (tests).
+    "micro": {"n": 96, "judge_n": 48, "size": 32, "profile": "tiny", "prompts": 4, "samples": 1,
+              "overrides": {"judge": {"model": {"channels": [4, 8]}, "train": {"max_steps": 2, "batch_size": 8}},
+                            "vqgan": {"loss": {"semantic_every": 1}},
+                            "transformer": {"loss": {"semantic_every": 1}}}},
+}
+
+
+@dataclass
+class ExperimentConfig:
+    out: Path = Path("runs/experiment")
+    preset: str = "cpu"
+    seed: int = 0
+    fresh: bool = False
+    quiet: bool = False
+    inception: str | None = None
+    clip: str | None = None
+    prompts: int | None = None  # overrides the preset's
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = json.loads(json.dumps(a))
+    for sec, vals in b.items():
+        out.setdefault(sec, {}).update(vals)
+    return out
+
+
+def stage_config(out: Path, name: str, kind: str, preset: dict, extra: dict | None = None) -> str:
+    base = PROFILES[preset["profile"]].get(kind, {}) if preset["profile"] else {}
+    over = _merge(_merge(base, preset["overrides"].get(kind, {})), extra or {})
+    if kind != "transformer":
+        over.setdefault("model", {})["image_size"] = preset["size"]
+    over.setdefault("train", {}).setdefault("log_every", 10)
+    path = out / "configs" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"preset": "cpu", **over}, indent=2) + "\n")
+    return str(path)
+
+
+def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
+    preset = PRESETS[cfg.preset]
+    out = Path(cfg.out)
+    if cfg.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    settings = {"preset": cfg.preset, "seed": cfg.seed}
+    if summary.get("settings") not in (None, settings):
+        raise ValueError(f"{out} was made with {summary['settings']}; pass --fresh or choose another --out")
+    summary["settings"] = settings
+    stages = summary.setdefault("stage_seconds", {})
+    results = summary.setdefault("results", {})
+    data, runs = out / "data", out / "runs"
+    n_prompts = cfg.prompts or preset["prompts"]
+
+    def save() -> None:
+        summary["total_seconds"] = round(sum(stages.values()), 2)
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+
+    def stage(name: str, fn) -> None:
+        if name in stages:
+            return
+        log(f"[{name}] ...")
+        t0 = time.perf_counter()
+        fn()
+        stages[name] = round(time.perf_counter() - t0, 2)
+        save()
+        log(f"[{name}] {stages[name]:.1f} s")
+
+    def synth() -> None:
+        from .data.check import check_dataset
+        from .data.make_synth import write_synth
+        with bar(preset["n"], "synthfashion", "img", cfg.quiet) as pb:
+            write_synth(data, preset["n"], preset["size"], cfg.seed, overwrite=True, progress=pb.update)
+        rep = check_dataset(data)
+        if not rep.ok:
+            raise RuntimeError("dataset check failed: " + "; ".join(rep.errors[:5]))
+
+    def fit(task, tcfg, run: Path) -> None:
+        from .train.loop import Trainer
+        Trainer(task, tcfg, run, resume=True, quiet=cfg.quiet, extra_config={"experiment": str(out)}).fit()
+
+    def train_shared(kind: str) -> None:
+        from .train.stage1 import sketch_task
+        from .train.tasks import maskclip_task, segmenter_task
+        make = {"segmenter": segmenter_task, "maskclip": maskclip_task, "sketch-vq": sketch_task}
+        task, tcfg = make[kind](data, stage_config(out, kind, kind, preset), seed=cfg.seed)
+        fit(task, tcfg, runs / kind)
+
+    def train_judge() -> None:
+        # The judge learns from its own render (another seed, no hold-out, so it has seen every
+        # part on every garment) and is tested on the experiment's real test images.
+        from .data.make_synth import write_synth
+        from .eval.judge import judge_task
+        n = preset["judge_n"]
+        with bar(n, "synthfashion (judge)", "img", cfg.quiet) as pb:
+            write_synth(out / "judge-data", n, preset["size"], cfg.seed + 1, holdout=(), overwrite=True, tokenizer_vocab=None,
+                        progress=pb.update)
+        task, tcfg = judge_task(out / "judge-data", stage_config(out, "judge", "judge", preset), seed=cfg.seed)
+        fit(task, tcfg, runs / "judge")
+
+    def train_stage1(name: str) -> None:
+        from .tokenize import tokenize_dataset
+        from .train.stage1 import vqgan_task
+        fusion, sem = STAGE1[name]
+        extra = {"model": {"fusion": fusion}, "loss": {} if sem else {"lambda2": 0.0}}
+        conf = stage_config(out, f"vqgan-{name}", "vqgan", preset, extra)
+        mc = runs / "maskclip" if (fusion == "maskclip" or sem) else None
+        task, tcfg = vqgan_task(data, mc, runs / "segmenter", conf, seed=cfg.seed)
+        fit(task, tcfg, runs / f"vqgan-{name}")
+        with bar(preset["n"], f"tokenize {name}", "img", cfg.quiet) as pb:
+            tokenize_dataset(runs / f"vqgan-{name}", data, out / "tokens" / name, runs / "sketch-vq",
+                             progress=pb.update)
+
+    def train_stage2(variant: str) -> None:
+        from .train.stage2 import transformer_task
+        _, s1, sem2 = VARIANTS[variant]
+        extra = {} if sem2 else {"loss": {"semantic_every": 0}}
+        conf = stage_config(out, f"transformer-{variant}", "transformer", preset, extra)
+        task, tcfg = transformer_task(out / "tokens" / s1, conf, seed=cfg.seed)
+        fit(task, tcfg, runs / f"transformer-{variant}")
+
+    scorers: dict = {}
+
+    def evaluate(variant: str) -> None:
+        from .eval.generation import evaluate_generation, load_scorers
+        if not scorers:
+            scorers["s"] = load_scorers(runs / "judge", runs / "maskclip", runs / "segmenter", cfg.inception,
+                                        cfg.clip, data)
+        res = {}
+        todo = [(t, "val") for t in EVAL_TASKS] + [("text", "test_holdout")]
+        for task, split in todo:
+            key = task if split == "val" else "holdout"
+            res[key] = evaluate_generation(runs / f"transformer-{variant}", data, task, split, n_prompts,
+                                           preset["samples"], cfg.seed, scorers=scorers["s"],
+                                           html_path=out / "samples" / f"{variant}_{key.replace('+', '_')}.html")
+        results[variant] = res
+
+    stage("synth", synth)
+    for kind in ("segmenter", "maskclip", "sketch-vq"):
+        stage(kind, lambda k=kind: train_shared(k))
+    stage("judge", train_judge)
+    for name in STAGE1:
+        stage(f"stage1-{name}", lambda s=name: train_stage1(s))
+    for v in VARIANTS:
+        stage(f"stage2-{v}", lambda s=v: train_stage2(s))
+    for v in VARIANTS:
+        stage(f"eval-{v}", lambda s=v: evaluate(s))
+    summary["judge"] = next(iter(next(iter(results.values())).values())).get("judge") if results else None
+    save()
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "table.md").write_text(table(summary, n_prompts, preset["samples"]))
+    return summary
+
+
+def _fmt(v, ci=None, pct=False) -> str:
+    if v is None:
+        return "n/a"
+    if pct:
+        s = f"{100 * v:.1f}"
+        return s + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+    s = f"{v:.2f}" if abs(v) < 1000 else f"{v:.0f}"
+    return s + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def table(summary: dict, prompts: int, samples: int) -> str:
+    """Markdown: one row per variant; per task attribute accuracy (%), MaskCLIP score, FID,
+    KID (x1000), IS, CLIPScore; the hold-out part's accuracy. 95% bootstrap intervals over prompts."""
+    res = summary["results"]
+    lines = [f"Prompts: {prompts} per task (`val`; hold-out: `test_holdout`), {samples} sample(s) each, seed "
+             f"{summary['settings']['seed']}. Brackets: 95% bootstrap intervals over prompts (1,000 resamples). "
+             "attr: attribute accuracy (%) by the judge; MaskCLIP: the project's MaskCLIP score (not CLIPScore); "
+             "n/a: unavailable; a metric unavailable for every model has no column (reasons below).", ""]
+    head = ["model"]
+    for t in EVAL_TASKS:
+        head += [f"{t} attr", f"{t} MaskCLIP", f"{t} FID", f"{t} KID x1e3", f"{t} IS", f"{t} CLIPScore"]
+    head += ["hold-out part (%)"]
+
+    def row(name: str, get) -> list[str]:
+        cells = [name]
+        for t in EVAL_TASKS:
+            r = get(t) or {}
+            ci = r.get("ci95", {})
+            kidv = r.get("kid")
+            cells += [_fmt(r.get("attribute_accuracy"), ci.get("attribute_accuracy"), pct=True),
+                      _fmt(r.get("maskclip_score"), ci.get("maskclip_score")), _fmt(r.get("fid")),
+                      _fmt(None if kidv is None else 1000 * kidv), _fmt(r.get("is")),
+                      _fmt(r.get("clipscore"), ci.get("clipscore"))]
+        h = get("holdout") or {}
+        cells.append(_fmt(h.get("holdout_part_accuracy"), h.get("ci95", {}).get("holdout_part_accuracy"), pct=True))
+        return cells
+
+    first = next(iter(res.values()), {})
+    real = {k: {"attribute_accuracy": v["real_images"]["attribute_accuracy"],
+                "maskclip_score": v["real_images"]["maskclip_score"],
+                "holdout_part_accuracy": v["real_images"].get("holdout_part_accuracy")} for k, v in first.items()}
+    rows = [row("real images (ceiling)", real.get)] + [row(name, res[v].get) for v, (name, _, _) in VARIANTS.items()
+                                                        if v in res]
+    keep = [j for j in range(len(head)) if j == 0 or any(r[j] != "n/a" for r in rows[1:])]  # drop all-n/a columns
+    lines += ["| " + " | ".join(head[j] for j in keep) + " |", "|" + " --- |" * len(keep)]
+    lines += ["| " + " | ".join(r[j] for j in keep) + " |" for r in rows]
+    j = summary.get("judge") or {}
+    if j:
+        acc = j.get("accuracy", {})
+        lines += ["", f"Judge on {j.get('samples')} real `{j.get('split')}` images: category {acc.get('category', 0):.3f}, "
+                      f"colour {acc.get('color', 0):.3f}, pattern {acc.get('pattern', 0):.3f}; attributes judged "
+                      f"(>= {j.get('threshold')}): {', '.join(j.get('trusted', [])) or 'none'}."]
+    reasons = {k: v for r in first.values() for k, v in r.get("unavailable", {}).items()}
+    for k, why in sorted(reasons.items()):
+        lines.append(f"- {k}: {why}")
+    return "\n".join(lines) + "\n"

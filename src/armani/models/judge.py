@@ -1,0 +1,66 @@
+"""The attribute judge: a small CNN that reads a garment image's category, main colour,
+pattern and which parts it shows. It scores generated images for the prompted attributes
+(armani.eval.judge), and is trusted only where it reads real images well."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data.vocab import CATEGORIES, COLORS, PATTERNS
+
+#: Parts the judge reports as present or absent (mask labels a caption can name).
+JUDGE_PARTS: tuple[str, ...] = ("sleeve", "collar", "lapel", "hood", "cuff", "button", "zipper", "pocket",
+                                "waistband", "logo", "hem")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    image_size: int = 64
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)  # a full-size stem, then one stride-2 level per entry
+    num_categories: int = len(CATEGORIES)
+    num_colors: int = len(COLORS)
+    num_patterns: int = len(PATTERNS)
+    num_parts: int = len(JUDGE_PARTS)
+    dropout: float = 0.1
+
+
+class AttributeJudge(nn.Module):
+    def __init__(self, cfg: JudgeConfig):
+        super().__init__()
+        self.cfg = cfg
+
+        def conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                    nn.ReLU(inplace=True)]
+
+        self.stem = nn.Sequential(*conv(3, cfg.channels[0], 1))
+        self.levels = nn.ModuleList()
+        cin = cfg.channels[0]
+        for c in cfg.channels[1:]:  # VGG-like: a stride-2 conv and a conv per level
+            self.levels.append(nn.Sequential(*conv(cin, c, 2), *conv(c, c, 1)))
+            cin = c
+        self.drop = nn.Dropout(cfg.dropout)
+        # Category, colour, pattern: mean and max pooling of the last level side by side.
+        d = 2 * cin
+        self.category = nn.Linear(d, cfg.num_categories)
+        self.color = nn.Linear(d, cfg.num_colors)
+        self.pattern = nn.Linear(d, cfg.num_patterns)
+        # Parts: a map of part logits on the stride-4 level (a button is still a cell or two
+        # there), trained against the mask; a part is present where its map peaks above 0.
+        self.map_level = min(1, len(self.levels) - 1)
+        self.part_map = nn.Conv2d(cfg.channels[1 + self.map_level] + d, cfg.num_parts, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Images (B, 3, S, S) in [-1, 1] -> logits per head; `parts` (B, P) are independent
+        (sigmoid), the maxima of `part_map` (B, P, S/4, S/4)."""
+        h, feats = self.stem(x), []
+        for level in self.levels:
+            h = level(h)
+            feats.append(h)
+        g = self.drop(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))
+        f = feats[self.map_level]
+        pmap = self.part_map(torch.cat([f, g[:, :, None, None].expand(-1, -1, *f.shape[-2:])], 1))
+        return {"category": self.category(g), "color": self.color(g), "pattern": self.pattern(g),
+                "part_map": pmap, "parts": pmap.amax((2, 3))}
