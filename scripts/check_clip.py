@@ -47,7 +47,8 @@ def main() -> None:
         u = ours.encode_text(ids, torch.tensor([4, 2]))
     a = getattr(a, "pooler_output", a)
     t = getattr(t, "pooler_output", t)
-    print(json.dumps({"image_max_abs_diff": float((a - b).abs().max()), "text_max_abs_diff": float((t - u).abs().max())}))
+    print(json.dumps({"image_max_abs_diff": float((a - b).abs().max()),
+                      "text_max_abs_diff": float((t - u).abs().max())}))
 
 
 if __name__ == "__main__":

@@ -150,8 +150,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         from .eval.judge import judge_task
         n = preset["judge_n"]
         with bar(n, "synthfashion (judge)", "img", cfg.quiet) as pb:
-            write_synth(out / "judge-data", n, preset["size"], cfg.seed + 1, holdout=(), overwrite=True, tokenizer_vocab=None,
-                        progress=pb.update)
+            write_synth(out / "judge-data", n, preset["size"], cfg.seed + 1, holdout=(), overwrite=True,
+                        tokenizer_vocab=None, progress=pb.update)
         task, tcfg = judge_task(out / "judge-data", stage_config(out, "judge", "judge", preset), seed=cfg.seed)
         fit(task, tcfg, runs / "judge")
 
@@ -258,8 +258,8 @@ def table(summary: dict, prompts: int, samples: int) -> str:
     j = summary.get("judge") or {}
     if j:
         acc = j.get("accuracy", {})
-        lines += ["", f"Judge on {j.get('samples')} real `{j.get('split')}` images: category {acc.get('category', 0):.3f}, "
-                      f"colour {acc.get('color', 0):.3f}, pattern {acc.get('pattern', 0):.3f}; attributes judged "
+        lines += ["", f"Judge on {j.get('samples')} real `{j.get('split')}` images: category "
+                      f"{acc.get('category', 0):.3f}, colour {acc.get('color', 0):.3f}, pattern {acc.get('pattern', 0):.3f}; attributes judged "
                       f"(>= {j.get('threshold')}): {', '.join(j.get('trusted', [])) or 'none'}."]
     reasons = {k: v for r in first.values() for k, v in r.get("unavailable", {}).items()}
     for k, why in sorted(reasons.items()):

@@ -109,8 +109,8 @@ class ClipScorer:
             raise Unavailable(f"{p} lacks {', '.join(missing)} (a Hugging Face CLIP folder with safetensors "
                               "weights and tokenizer.json)")
         raw = json.loads(need[0].read_text())
-        cfg = CLIPConfig(_tower(TowerConfig, raw.get("vision_config", {})), _tower(TowerConfig, raw.get("text_config", {})),
-                         int(raw.get("projection_dim", 512)))
+        cfg = CLIPConfig(_tower(TowerConfig, raw.get("vision_config", {})),
+                         _tower(TowerConfig, raw.get("text_config", {})), int(raw.get("projection_dim", 512)))
         model = CLIP(cfg)
         state = {k: v for k, v in load_file(str(need[1])).items() if not k.endswith("position_ids")}
         res = model.load_state_dict(state, strict=False)

@@ -154,15 +154,15 @@ def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, jud
     ci: dict = {}
     unavailable = dict(reasons or {})
     if judge is not None:
-        trusted = set(judge_report["trusted"]) if judge_report else None
+        trusted = set(judge_report["trusted"])
         reading = judge.read(images)
         per, per_kind = [], {}
-        held = []
+        held, held_parts = [], {}
         for j in range(len(images)):
             p = prompts[groups[j]]
             want = prompted(p.caption, p.attributes) if p.attributes.get("category") else {}
             hits = attribute_hits(reading, j, want)
-            use = [v for k, v in hits.items() if trusted is None or k in trusted]
+            use = [v for k, v in hits.items() if k in trusted]
             per.append(np.mean(use) if use else np.nan)
             for k, v in hits.items():
                 per_kind.setdefault(k, []).append(v)
@@ -170,8 +170,10 @@ def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, jud
                 parts = holdout.get(p.attributes.get("category"), set())
                 named = [k for k in hits if k.startswith("part:") and k[5:] in parts]
                 held.append(np.mean([hits[k] for k in named]) if named else np.nan)
+                for k in named:
+                    held_parts.setdefault(f"{p.attributes['category']}:{k[5:]}", []).append(hits[k])
         per = np.asarray(per, np.float64)
-        if judge_report is not None and not judge_report["usable"]:
+        if not judge_report["usable"]:
             unavailable["attribute_accuracy"] = (
                 f"the judge reads category {judge_report['accuracy']['category']:.3f} and colour "
                 f"{judge_report['accuracy']['color']:.3f} of real images right (needs {judge_report['threshold']})")
@@ -181,6 +183,8 @@ def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, jud
         if holdout is not None:
             h = np.asarray(held, np.float64)
             res["holdout_part_accuracy"], ci["holdout_part_accuracy"] = _summary(h, groups, seed)
+            res["holdout_pairs"] = {k: {"accuracy": float(np.mean(v)), "samples": len(v)}
+                                    for k, v in sorted(held_parts.items())}
     if maskclip is not None:
         ms = maskclip(images, captions)
         res["maskclip_score"], ci["maskclip_score"] = _summary(ms, groups, seed)
@@ -205,15 +209,18 @@ def load_scorers(judge=None, maskclip=None, segmenter=None, inception=None, clip
     from .judge import Judge, evaluate_judge
     sc: dict = {}
     why: dict = {}
-    if judge:
+    if judge and not (data and len(Index(data, "test", where=lambda r: bool(r.get("attributes"))))):
+        why["attribute_accuracy"] = "the judge is validated on real test images with attributes, and the data has none"
+    elif judge:
         sc["judge"] = Judge(judge, device)
-        sc["judge_report"] = evaluate_judge(judge, data, "test") if data and len(Index(data, "test")) else None
+        sc["judge_report"] = evaluate_judge(judge, data, "test")
     else:
         why["attribute_accuracy"] = "no attribute judge: pass --judge RUN (armani train judge)"
     if maskclip and segmenter:
         sc["maskclip"] = MaskCLIPScorer(maskclip, segmenter, device)
     else:
-        why["maskclip_score"] = "needs a MaskCLIP and a segmenter (the model records none: pass --maskclip, --segmenter)"
+        why["maskclip_score"] = ("needs a MaskCLIP and a segmenter (the model records none: pass --maskclip and "
+                                 "--segmenter)")
     for name, cls, arg, keys in (("inception", Inception, inception, ("fid", "kid", "is")),
                                  ("clip", ClipScorer, clip, ("clipscore",))):
         try:
@@ -256,7 +263,7 @@ def evaluate_generation(model, data: str | os.PathLike, task: str = "text", spli
            "model": str(g.path) if g.path else None, "sampling": g.sampling.__dict__,
            **{k: res.get(k) for k in METRICS}, **{k: v for k, v in res.items() if k not in METRICS},
            "real_images": {k: real.get(k) for k in ("attribute_accuracy", "maskclip_score", "holdout_part_accuracy",
-                                                    "attribute_hits")},
+                                                    "holdout_pairs", "attribute_hits")},
            "judge": sc.get("judge_report")}
     if html_path:
         write_samples_html(html_path, out, prompts, conds, images, samples)

@@ -202,7 +202,8 @@ def evaluate_judge(path: str | os.PathLike, data: str | os.PathLike, split: str 
     # colour and is often not the larger one: colour is judged (and measured) on solid garments.
     solid = np.array([t["pattern"] == PATTERNS.index("solid") for t in tg])
     acc["color_all"] = acc["color"]
-    acc["color"] = float(np.mean(r["color"][solid] == np.array([t["color"] for t in tg])[solid])) if solid.any() else 0.0
+    colors = np.array([t["color"] for t in tg])
+    acc["color"] = float(np.mean(r["color"][solid] == colors[solid])) if solid.any() else 0.0
     truth = np.stack([t["parts"] > 0 for t in tg])
     parts = {}
     for j, p in enumerate(JUDGE_PARTS):
