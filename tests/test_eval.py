@@ -281,6 +281,11 @@ def test_experiment_resumes_without_retraining(micro):
         json.loads(before)["stage_seconds"]
     with pytest.raises(ValueError, match="--fresh"):
         run_experiment(ExperimentConfig(out, "micro", seed=1, quiet=True))
+    # Other evaluation settings: the models are kept, only the evaluation runs again.
+    seen.clear()
+    again = run_experiment(ExperimentConfig(out, "micro", quiet=True, prompts=2), log=seen.append)
+    assert all(s.startswith("[eval-") for s in seen) and len(seen) == 2 * len(again["results"])
+    assert again["results"]["armani"]["text"]["prompts"] == 2
 
 
 def test_eval_generate_cli_writes_every_metric(micro, tmp_path, capsys):

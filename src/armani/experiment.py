@@ -15,16 +15,19 @@ Each variant is scored by `eval.generation` with the same prompts, seeds, judge 
 networks for the text, text+sketch and text+partial tasks on `val`, and for the text task on
 the compositional hold-out (`test_holdout`): there the held-out part's accuracy. Results go to
 `results.json` and `table.md`. Stages are recorded in `summary.json` as they finish, so a
-re-run resumes; `--fresh` starts over.
+re-run resumes; `--fresh` starts over. A re-run with other evaluation settings (`--prompts`,
+`--inception`, `--clip`) keeps the trained models and evaluates again.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .eval.foreign import CLIP_ENV, INCEPTION_ENV
 from .progress import bar
 from .quickstart import PROFILES
 
@@ -108,6 +111,14 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     results = summary.setdefault("results", {})
     data, runs = out / "data", out / "runs"
     n_prompts = cfg.prompts or preset["prompts"]
+    # Other evaluation settings (more prompts, an Inception or CLIP file) re-run only the evaluation.
+    evaluation = {"prompts": n_prompts, "inception": cfg.inception or os.environ.get(INCEPTION_ENV),
+                  "clip": cfg.clip or os.environ.get(CLIP_ENV)}
+    if summary.get("evaluation") not in (None, evaluation):
+        for k in [k for k in stages if k.startswith("eval-")]:
+            del stages[k]
+        results.clear()
+    summary["evaluation"] = evaluation
 
     def save() -> None:
         summary["total_seconds"] = round(sum(stages.values()), 2)

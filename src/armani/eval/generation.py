@@ -202,9 +202,15 @@ def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, jud
     return res
 
 
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_scorers(judge=None, maskclip=None, segmenter=None, inception=None, clip=None, data=None,
-                 device="cpu") -> tuple[dict, dict]:
-    """The scoring networks that can be had, and a reason for each that cannot."""
+                 device=None) -> tuple[dict, dict]:
+    """The scoring networks that can be had, and a reason for each that cannot (on the GPU
+    when there is one, unless `device` says otherwise)."""
+    device = device or default_device()
     from .foreign import ClipScorer, Inception, Unavailable
     from .judge import Judge, evaluate_judge
     sc: dict = {}
@@ -245,8 +251,9 @@ def model_scorers(g) -> tuple[str | None, str | None]:
 def evaluate_generation(model, data: str | os.PathLike, task: str = "text", split: str = "val", n: int | None = 100,
                         samples: int = 1, seed: int = 0, judge=None, maskclip=None, segmenter=None, inception=None,
                         clip=None, scorers: tuple[dict, dict] | None = None, html_path=None, progress=None,
-                        device="cpu") -> dict:
+                        device=None) -> dict:
     from ..pipeline import load
+    device = device or default_device()
     g = model if not isinstance(model, (str, os.PathLike)) else load(model, device)
     prompts = load_prompts(data, split, n, g.image_size)
     if scorers is None:
