@@ -270,8 +270,9 @@ def table(summary: dict, prompts: int, samples: int) -> str:
     if j:
         acc = j.get("accuracy", {})
         lines += ["", f"Judge on {j.get('samples')} real `{j.get('split')}` images: category "
-                      f"{acc.get('category', 0):.3f}, colour {acc.get('color', 0):.3f}, pattern {acc.get('pattern', 0):.3f}; attributes judged "
-                      f"(>= {j.get('threshold')}): {', '.join(j.get('trusted', [])) or 'none'}."]
+                      f"{acc.get('category', 0):.3f}, colour {acc.get('color', 0):.3f} (solid garments), pattern "
+                      f"{acc.get('pattern', 0):.3f}; attributes judged (>= {j.get('threshold')}): "
+                      f"{', '.join(j.get('trusted', [])) or 'none'}."]
     reasons = {k: v for r in first.values() for k, v in r.get("unavailable", {}).items()}
     for k, why in sorted(reasons.items()):
         lines.append(f"- {k}: {why}")

@@ -95,14 +95,16 @@ class Index:
                         offsets.append(pos)
                 pos += len(line)
         self.offsets = np.asarray(offsets, dtype=np.int64)
-        self._file = None
+        self._file, self._pid = None, None
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def __getitem__(self, i: int) -> dict:
-        if self._file is None:  # opened lazily: each DataLoader worker gets its own handle
-            self._file = open(self.path, "rb")
+        # Opened lazily, once per process: a forked DataLoader worker must not share the parent's
+        # handle, whose file offset the processes would move under each other's reads.
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = open(self.path, "rb"), os.getpid()
         self._file.seek(int(self.offsets[i]))
         return json.loads(self._file.readline())
 
