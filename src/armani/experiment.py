@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .eval.foreign import CLIP_ENV, INCEPTION_ENV
 from .progress import bar
-from .quickstart import PROFILES
+from .quickstart import PROFILES, write_stage_config
 
 # variant -> (stage-1 model it uses, its transformer's stage-2 semantic loss on?)
 STAGE1 = {  # name -> (fusion, stage-1 semantic loss on?)
@@ -84,13 +84,7 @@ def _merge(a: dict, b: dict) -> dict:
 def stage_config(out: Path, name: str, kind: str, preset: dict, extra: dict | None = None) -> str:
     base = PROFILES[preset["profile"]].get(kind, {}) if preset["profile"] else {}
     over = _merge(_merge(base, preset["overrides"].get(kind, {})), extra or {})
-    if kind != "transformer":
-        over.setdefault("model", {})["image_size"] = preset["size"]
-    over.setdefault("train", {}).setdefault("log_every", 10)
-    path = out / "configs" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"preset": "cpu", **over}, indent=2) + "\n")
-    return str(path)
+    return write_stage_config(out, name, kind, over, preset["size"])
 
 
 def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
@@ -190,15 +184,17 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     scorers: dict = {}
 
     def evaluate(variant: str) -> None:
-        from .eval.generation import evaluate_generation, load_scorers
+        from .eval.generation import default_device, evaluate_generation, load_scorers
+        from .pipeline import load
         if not scorers:
             scorers["s"] = load_scorers(runs / "judge", runs / "maskclip", runs / "segmenter", cfg.inception,
                                         cfg.clip, data)
+        g = load(runs / f"transformer-{variant}", default_device())
         res = {}
         todo = [(t, "val") for t in EVAL_TASKS] + [("text", "test_holdout")]
         for task, split in todo:
             key = task if split == "val" else "holdout"
-            res[key] = evaluate_generation(runs / f"transformer-{variant}", data, task, split, n_prompts,
+            res[key] = evaluate_generation(g, data, task, split, n_prompts,
                                            preset["samples"], cfg.seed, scorers=scorers["s"],
                                            html_path=out / "samples" / f"{variant}_{key.replace('+', '_')}.html")
         results[variant] = res

@@ -278,8 +278,14 @@ def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None =
     gen.manual_seed(int(seed) if seed is not None else int.from_bytes(os.urandom(6), "little"))
     rep = lambda t: t.to(dev).expand(n, -1).contiguous()  # noqa: E731
     tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens), cfg, gen)
+    return decode_tokens(g, tokens)
+
+
+@torch.no_grad()
+def decode_tokens(g: Generator, tokens: torch.Tensor) -> np.ndarray:
+    """Image token ids (B, image_len) -> (B, H, W, 3) uint8 RGB through the stage-1 decoder."""
     grid = g.image.vq.cfg.grid
-    images = g.image.decode(tokens.view(n, grid, grid))
+    images = g.image.decode(tokens.view(tokens.shape[0], grid, grid))
     return ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 

@@ -68,15 +68,21 @@ class QuickstartConfig:
     samples: int = 4          # images per prompt in the report
 
 
-def _stage_config(out: Path, kind: str, profile: str, size: int) -> str:
-    over = json.loads(json.dumps(PROFILES[profile][kind]))
+def write_stage_config(out: Path, name: str, kind: str, over: dict, size: int) -> str:
+    """`out/configs/<name>.json`: the CPU preset of `kind` with the overrides `over` (a dict of
+    sections, not modified) and the image size; returns its path."""
+    over = json.loads(json.dumps(over))
     if kind != "transformer":  # stage 2's sizes follow the token folder
         over.setdefault("model", {})["image_size"] = size
     over.setdefault("train", {}).setdefault("log_every", 10)
-    path = out / "configs" / f"{kind}.json"
+    path = out / "configs" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"preset": "cpu", **over}, indent=2) + "\n")
     return str(path)
+
+
+def _stage_config(out: Path, kind: str, profile: str, size: int) -> str:
+    return write_stage_config(out, kind, kind, PROFILES[profile][kind], size)
 
 
 def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:

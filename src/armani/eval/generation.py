@@ -71,7 +71,7 @@ def generate_for(g, prompts: list[Prompt], task: str, samples: int = 1, seed: in
                  progress=None) -> tuple[np.ndarray, list]:
     """(len(prompts) * samples, S, S, 3) uint8, prompt-major; and the Conditions of each prompt.
     Prompts are sampled in batches; the result depends on the seed and the batch size."""
-    from ..pipeline import prepare
+    from ..pipeline import decode_tokens, prepare
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     s = g.image_size
@@ -87,9 +87,7 @@ def generate_for(g, prompts: list[Prompt], task: str, samples: int = 1, seed: in
         part = rows[i:i + batch]
         cat = lambda name: torch.cat([getattr(c, name) for c in part]).to(g.device)  # noqa: E731
         tokens = sample_tokens(g.transformer, cat("ids"), cat("sketch_tokens"), cat("partial_tokens"), g.sampling, gen)
-        grid = g.image.vq.cfg.grid
-        imgs = g.image.decode(tokens.view(len(part), grid, grid))
-        out.append(((imgs.float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+        out.append(decode_tokens(g, tokens))
         if progress:
             progress(len(part))
     return np.concatenate(out), conds

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..checkpoint import load_bundle
-from ..config import TrainConfig, from_dict, load_raw
+from ..config import TrainConfig
 from ..data.dataset import to_unit
 from ..data.format import Index, read_meta
 from ..data.io import read_image, read_mask
@@ -32,6 +32,7 @@ from ..data.vocab import CATEGORIES, COLORS, PATTERNS, parts_named
 from ..labels import LABEL_ID
 from ..models.judge import JUDGE_PARTS, AttributeJudge, JudgeConfig
 from ..train.loop import Task
+from ..train.tasks import load_configs
 
 TRUST = 0.95  # least accuracy on real images for an attribute to be judged
 COLOR_NAMES = tuple(COLORS)
@@ -123,10 +124,7 @@ class JudgeTask(Task):
 
 
 def judge_task(data: str | os.PathLike, config=None, **train_overrides) -> tuple[JudgeTask, TrainConfig]:
-    raw = load_raw("judge", config)
-    model_cfg = from_dict(JudgeConfig, raw.get("model"))
-    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **{k: v for k, v in train_overrides.items()
-                                                                     if v is not None}})
+    model_cfg, train_cfg = load_configs("judge", config, JudgeConfig, train_overrides)
     read_meta(data)
     JudgeDataset(data, "train", model_cfg.image_size)  # fails early on data without attributes
     task = JudgeTask(kind="judge", model_config=model_cfg, data=Path(data), train_cfg=train_cfg,
