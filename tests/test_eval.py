@@ -262,6 +262,15 @@ def test_experiment_micro_end_to_end(micro):
     assert cfgs["transformer-dalle"]["loss"]["semantic_every"] == 0
     assert cfgs["transformer-no_sem2"]["loss"]["semantic_every"] == 0
     assert cfgs["transformer-armani"]["loss"]["semantic_every"] == 1
+    assert cfgs["transformer-dalle"]["model"]["text_encoder"] == "learned"
+    assert cfgs["transformer-learned_text"]["model"]["text_encoder"] == "learned"
+    assert "text_encoder" not in cfgs["transformer-armani"].get("model", {})  # the preset's: MaskCLIP's encoder
+    # The probes: fusion's code change where there is fusion, gradient shares where a semantic loss ran.
+    p1, p2 = summary["probes"]["stage1"], summary["probes"]["stage2"]
+    assert 0 <= p1["fusion"]["text_code_change"] <= 1 and p1["plain"]["text_code_change"] is None
+    assert "semantic_grad_share" in p1["fusion"] and "semantic_grad_share" not in p1["fusion-nosem"]
+    assert set(p2) == set(VARIANTS) and all(r["nll_none"] > 0 and r["nll_caption"] > 0 for r in p2.values())
+    assert "semantic_grad_share" in p2["armani"] and "semantic_grad_share" not in p2["no_sem2"]
     table = (out / "table.md").read_text()
     assert "| ARMANI |" in table and "DALL-E" in table and "bootstrap" in table
     rows = [ln for ln in table.splitlines() if ln.startswith("| ")]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -43,16 +44,20 @@ def test_nearest_is_chunked_and_agrees():
     assert torch.equal(vq.nearest(flat, vq.codes()), torch.cdist(flat, vq.codes()).argmin(1))
 
 
-def test_gradients_reach_encoder_and_codebook():
+@pytest.mark.parametrize("mode", ["balanced", "legacy"])
+def test_gradients_reach_encoder_and_codebook(mode):
     torch.manual_seed(0)
-    m = VQModel(VQGANConfig(**TINY))
+    m = VQModel(VQGANConfig(**TINY, fusion_mode=mode))
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     text, fuse = torch.randn(2, 16, 8), torch.ones(2, 16, dtype=torch.bool)
     rec, idx, terms = m(x, text, fuse)
     assert rec.shape == x.shape and idx.shape == (2, 4, 4)
     ((rec - x).abs().mean() + terms["codebook"] + terms["commit"]).backward()
-    for part in (m.encoder, m.decoder, m.text_proj, m.quantizer):
+    parts = [m.encoder, m.quant_conv, m.decoder, m.quantizer] + ([m.text_proj] if mode == "legacy" else [])
+    for part in parts:
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
+    if mode == "balanced":  # the word projection is fixed: a buffer, not a parameter
+        assert "word_proj" in dict(m.named_buffers()) and not any("word_proj" in n for n, _ in m.named_parameters())
 
 
 def test_fusion_picks_argmax_text_token_and_ignores_padding():
@@ -64,8 +69,8 @@ def test_fusion_picks_argmax_text_token_and_ignores_padding():
     assert torch.equal(picked[0, 0], t[0, 0]) and torch.equal(picked[0, 1], t[0, 1])
     assert torch.equal(picked[0, 2], t[0, 3])  # the argmax among valid tokens, never the padded one
     assert fuse.tolist() == [[True, True, False]]  # background tokens are not fused
-    # Fusion averages the encoder feature with the projected token, only where fused.
-    vq = VQModel(VQGANConfig(**{**TINY, "text_dim": 3}))
+    # Legacy fusion averages the encoder feature with the learned projection, only where fused.
+    vq = VQModel(VQGANConfig(**{**TINY, "text_dim": 3, "fusion_mode": "legacy"}))
     z = torch.randn(1, 16, 1, 3)
     with torch.no_grad():
         out = vq.fuse(z, picked, fuse)
@@ -75,6 +80,40 @@ def test_fusion_picks_argmax_text_token_and_ignores_padding():
     # A caption with no valid word fuses nothing.
     _, none = aligned_text(m, mv, t, torch.zeros_like(tv))
     assert not none.any()
+
+
+def test_balanced_fusion_gives_the_word_the_visual_weight():
+    """Eq. 9 averages: the word, rescaled to the visual vector's length, is half of the fused
+    vector, whatever the scale of the encoder output (the legacy form lost the word at 7%)."""
+    torch.manual_seed(0)
+    vq = VQModel(VQGANConfig(**{**TINY, "text_dim": 3}))
+    words = torch.nn.functional.normalize(torch.randn(1, 3, 3), dim=-1)
+    fuse = torch.tensor([[True, True, False]])
+    for scale in (0.01, 1.0, 50.0):
+        z = scale * torch.randn(1, TINY["code_dim"], 1, 3)
+        out = vq.fuse(z, words, fuse)
+        t = 2 * out - z  # the word term, recovered from the average
+        zn, tn = z.norm(dim=1), t.norm(dim=1)
+        torch.testing.assert_close(tn[..., :2], zn[..., :2])          # equal weight: equal norms
+        torch.testing.assert_close(out[..., 2], z[..., 2])             # not fused: untouched
+        # the word term is the fixed projection of the word, only rescaled
+        proj = (words @ vq.word_proj)[0, :2]
+        cos = torch.nn.functional.cosine_similarity(t[0, :, 0, :2].t(), proj, dim=-1)
+        torch.testing.assert_close(cos, torch.ones(2))
+    # Distinct words stay distinct: the fixed projection has orthonormal columns here (3 -> 4).
+    torch.testing.assert_close(vq.word_proj @ vq.word_proj.t(), torch.eye(3))
+
+
+def test_legacy_bundles_load_with_their_fusion(tmp_path):
+    """A bundle written before `fusion_mode` existed (no key in its config) loads as legacy."""
+    vq = VQModel(VQGANConfig(**{**TINY, "fusion_mode": "legacy"}))
+    save_bundle(tmp_path / "b", vq, "vqgan")
+    cfg_path = tmp_path / "b" / "config.json"
+    meta = json.loads(cfg_path.read_text())
+    del meta["config"]["fusion_mode"]
+    cfg_path.write_text(json.dumps(meta))
+    b = load_bundle(tmp_path / "b", "vqgan")
+    assert b.model.cfg.fusion_mode == "legacy" and b.model.text_proj is not None
 
 
 def test_adaptive_weight_finite_and_hinge():
@@ -157,6 +196,7 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
     assert resolved["loss"]["lambda1"] == 0.9 and "segmenter" in resolved["perceptual_network"]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"usage", "perplexity", "semantic", "l1", "perceptual"} <= set(rows[0])
+    assert 0 < rows[0]["semantic_grad_share"] < 1 and -1 <= rows[0]["semantic_grad_cos"] <= 1  # probed at step 0
     assert "g_loss" in rows[-1]  # the discriminator switched on at step 1
     ck = max((run / "checkpoints").iterdir())
     assert (ck / "train-only.safetensors").is_file()  # the discriminator is kept for resuming only
@@ -197,7 +237,12 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
         rep = json.loads(out.read_text())
         assert rep["psnr"] > 0 and -1 <= rep["ssim"] <= 1 and 0 < rep["codebook_usage"] <= 1
         assert rep["perplexity"] >= 1 and (tmp_path / f"{name}.png").is_file()
-    assert "PSNR" in capsys.readouterr().out
+        if name == "img":
+            assert 0 <= rep["text_code_change"] <= 1 and 0 <= rep["text_code_change_removed"] <= 1
+        else:
+            assert rep["text_code_change"] is None  # no fusion, nothing to probe
+    out = capsys.readouterr().out
+    assert "PSNR" in out and "codes changed by the caption" in out
 
 
 def test_cli_vqgan_errors(synth_ds, tiny_parents, tmp_path, capsys):
@@ -268,3 +313,66 @@ def test_balanced_l1_makes_blank_sketches_costly():
     assert (x - blank).abs().mean() < 0.2  # plain L1 barely minds an empty sketch
     assert torch.isclose(balanced_l1(x, blank), torch.tensor(1.0))  # the balanced one does
     assert balanced_l1(x, x) == 0
+
+
+def test_semantic_contrastive_loss_hand_computed():
+    """Two images, one mask token each, captions of one word each: the loss is the symmetric
+    cross entropy of the 2 x 2 similarity matrix at MaskCLIP's temperature (eq. 6-8)."""
+    import math
+    from armani.losses.contrastive import tokenwise_contrastive_loss
+    m = torch.tensor([[[1.0, 0.0]], [[0.6, 0.8]]])       # (B=2, N=1, D=2), unit vectors
+    t = torch.tensor([[[0.8, 0.6]], [[0.0, 1.0]]])       # (C=2, L=1, D=2)
+    ones = torch.ones(2, 1, dtype=torch.bool)
+    scale = 10.0
+    s = [[0.8, 0.0], [0.96, 0.8]]  # s[i][j] = m_i . t_j
+    rows = -sum(math.log(math.exp(scale * s[i][i]) / sum(math.exp(scale * x) for x in s[i])) for i in range(2)) / 2
+    cols = -sum(math.log(math.exp(scale * s[j][j]) / sum(math.exp(scale * s[i][j]) for i in range(2)))
+                for j in range(2)) / 2
+    got = tokenwise_contrastive_loss(m, ones, t, ones, torch.tensor(math.log(scale)))["loss"]
+    assert abs(float(got) - 0.5 * (rows + cols)) < 1e-5
+    # Without negatives (1 - D) the second image scores well on its own caption (0.8) even
+    # though it matches the first caption better (0.96); with them it is penalised.
+    from armani.losses.contrastive import pair_similarity
+    assert torch.allclose(1 - pair_similarity(m, ones, t, ones), torch.tensor([0.2, 0.2]))
+
+
+def test_semantic_contrastive_term_reaches_pixels(tiny_parents):
+    from armani.losses.vq import semantic_term
+    seg = load_bundle(tiny_parents / "seg", "segmenter").model
+    clip = load_bundle(tiny_parents / "clip", "maskclip").model
+    t, tv, _ = clip.encode_text(torch.randint(3, 50, (3, 12)), torch.tensor([6, 9, 7]))
+    x = (torch.rand(3, 3, 48, 48) * 2 - 1).requires_grad_(True)
+    loss = semantic_term("contrastive", x, seg, clip, t, tv)
+    assert loss.dim() == 0 and 0 < float(loss.detach()) < 2 * math.log(3) + 1
+    loss.backward()
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="contrastive"):
+        semantic_term("bogus", x, seg, clip, t, tv)
+
+
+def test_text_code_change_on_a_toy_model(synth_ds, tiny_parents):
+    """The probe counts what the caption decides: nothing when the word has no weight or the
+    swapped caption is the same; something when the codes are the words alone."""
+    from armani.data.dataset import GarmentDataset
+    from armani.tokenize import Stage1
+    seg = load_bundle(tiny_parents / "seg", "segmenter").model
+    clip = load_bundle(tiny_parents / "clip", "maskclip").model
+    ds = GarmentDataset(synth_ds, "train", image_size=48, max_text_len=48, augment=False, caption="first")
+    items = [ds[i] for i in range(6)]
+    b = {k: torch.stack([it[k] for it in items]) for k in ("image", "mask", "has_mask", "text", "text_len")}
+    args = (b["image"], b["text"], b["text_len"], b["mask"], b["has_mask"])
+
+    def probe(weight, same=False):
+        torch.manual_seed(0)
+        cfg = VQGANConfig(**{**TINY, "image_size": 48, "channels": (8, 16, 16, 16), "text_dim": 8,
+                             "fusion_weight": weight, "num_codes": 64})
+        st = Stage1(VQModel(cfg).eval(), clip, seg, None, 48, tiny_parents)
+        a = list(args)
+        if same:
+            a[1], a[2] = a[1][:1].expand_as(a[1]), a[2][:1].expand_as(a[2])
+        return st.text_probe(*a)
+    none = probe(0.0)
+    assert none["positions"] > 0 and none["swapped"] == 0 and none["removed"] == 0
+    words = probe(1.0)
+    assert 0 < words["swapped"] <= words["positions"] and words["removed"] > 0
+    assert probe(1.0, same=True)["swapped"] == 0

@@ -333,3 +333,59 @@ def test_shipped_model_generates_and_follows_colour(tmp_path, capsys):
     assert (red[:, 0] > red[:, 2] + 40).all() and (blue[:, 2] > blue[:, 0] + 40).all()
     assert (yellow[:, 1] > yellow[:, 2] + 40).all()
     capsys.readouterr()
+
+
+# --- eq. 14 on what the model generates; the MaskCLIP text encoder ------------------------
+
+def test_sampled_semantic_loss_reaches_the_transformer(tiny_run, tiny_parents):
+    from armani.losses.vq import semantic_term
+    from armani.train.stage2 import decode_mix, sampled_tokens
+    vq = load_bundle(tiny_run / "vq", "vqgan").model.requires_grad_(False)
+    seg = load_bundle(tiny_parents / "seg", "segmenter").model.requires_grad_(False)
+    clip = load_bundle(tiny_parents / "clip", "maskclip").model.requires_grad_(False)
+    cfg = TransformerConfig(text_vocab=512, text_len=48, sketch_codes=16, sketch_len=36, image_codes=32,
+                            image_len=36, width=32, layers=1, heads=2)
+    torch.manual_seed(0)
+    m = CrossModalTransformer(cfg).train()
+    text, sketch, partial, image = _conds(cfg, b=3)
+    picked = sampled_tokens(m, text, sketch, partial, image, passes=2)
+    assert picked.shape == (3, 36, 32) and torch.equal(picked.sum(-1), torch.ones(3, 36))  # one-hot rows
+    assert not torch.equal(picked.argmax(-1), image)  # the model's own tokens, not the truth
+    t, tv, _ = clip.encode_text(torch.randint(3, 500, (3, 12)), torch.tensor([6, 9, 7]))
+    loss = semantic_term("contrastive", decode_mix(vq, picked), seg, clip, t, tv)
+    loss.backward()
+    for name in ("head.weight", "blocks.0.attn.qkv.weight", "image_emb.weight"):
+        g = dict(m.named_parameters())[name].grad
+        assert g is not None and g.abs().sum() > 0, name
+
+
+def test_maskclip_text_encoder_and_gradient_probe(tiny_run, tiny_parents, tmp_path):
+    """Stage 2 reads captions through the frozen MaskCLIP text encoder: its weights are
+    MaskCLIP's after training, the caption changes the logits, and the semantic loss's
+    gradient share is logged."""
+    cfg = tmp_path / "t.json"
+    cfg.write_text(json.dumps({"model": {"width": 32, "layers": 1, "heads": 2, "text_encoder": "maskclip"},
+                               "loss": {"semantic_every": 1, "semantic_batch": 3, "probe_every": 2},
+                               "train": {"max_steps": 3, "batch_size": 4, "warmup_steps": 1,
+                                         "checkpoint_every": 10, "log_every": 1}}))
+    run = tmp_path / "gpt"
+    assert main(["-q", "train", "transformer", "--tokens", str(tiny_run / "tok"), "--out", str(run),
+                 "--config", str(cfg)]) == 0
+    m = load_bundle(run, "transformer").model
+    clip = load_bundle(tiny_parents / "clip", "maskclip").model
+    for k, v in clip.text_encoder.state_dict().items():
+        assert torch.equal(m.clip_text.state_dict()[k], v), k
+    assert not any(p.requires_grad for p in m.clip_text.parameters())
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    probed = [r for r in rows if "semantic_grad_share" in r]
+    assert [r["step"] for r in probed] == [1, 3] and all(0 < r["semantic_grad_share"] < 1 for r in probed)
+    c = m.cfg
+    _, sketch, partial, image = _conds(c, b=1)
+    a = torch.tensor([[1, 40, 41, 42, c.text_eos] + [0] * (c.text_len - 5)])
+    b = torch.tensor([[1, 60, 61, 62, c.text_eos] + [0] * (c.text_len - 5)])
+    empty = torch.full_like(a, c.text_empty)
+    with torch.no_grad():
+        la, lb, le = (m(t, sketch, partial, image) for t in (a, b, empty))
+    assert not torch.allclose(la, lb) and not torch.allclose(la, le)
+    imgs = armani.generate(armani.load(run), text="a red dress", n=1, seed=0)
+    assert imgs.shape[0] == 1

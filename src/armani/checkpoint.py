@@ -39,11 +39,20 @@ def _registry() -> dict[str, tuple[type, type]]:
             "judge": (JudgeConfig, AttributeJudge)}
 
 
+# Config keys added after bundles were first written, with the value an older bundle that
+# lacks the key was trained with (its weights fit that value, not the new default).
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "vqgan": {"fusion_mode": "legacy"},
+}
+
+
 def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:
     kinds = _registry()
     if kind not in kinds:
         raise ValueError(f"unknown model kind {kind!r}")
     cfg_cls, model_cls = kinds[kind]
+    if not isinstance(config, cfg_cls):
+        config = {**LEGACY_DEFAULTS.get(kind, {}), **config}
     cfg = config if isinstance(config, cfg_cls) else from_dict(cfg_cls, config)
     return model_cls(cfg)
 

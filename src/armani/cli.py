@@ -436,6 +436,9 @@ def cmd_eval_recon(args) -> int:
           f"{rep['samples']} {args.split} images: PSNR {rep['psnr']:.2f} dB, SSIM {rep['ssim']:.4f}, "
           f"codebook usage {rep['codebook_usage']:.3f} ({rep['codes_used']}/{rep['num_codes']}), "
           f"perplexity {rep['perplexity']:.1f}")
+    if rep["text_code_change"] is not None:
+        print(f"codes changed by the caption: {rep['text_code_change']:.3f} of fused positions when swapped for "
+              f"another image's, {rep['text_code_change_removed']:.3f} when fusion is off")
     if args.grid:
         print(f"wrote {args.grid}")
     _write_json(args.json, rep)

@@ -3,13 +3,20 @@
 One dataset, one segmenter, one MaskCLIP, one sketch tokenizer and one attribute judge are
 shared; the variants differ only where the paper's ablations do:
 
-| row | stage-1 codebook | stage-1 semantic loss | stage-2 semantic loss |
-| --- | --- | --- | --- |
-| ARMANI | MaskCLIP fusion | on | on |
-| DALL-E-style baseline | plain VQGAN | off | off |
-| w/o MaskCLIP fusion | plain | on | on |
-| w/o stage-1 semantic loss | fusion | off | on |
-| w/o stage-2 semantic loss | fusion (ARMANI's stage 1) | on | off |
+| row | stage-1 codebook | stage-1 semantic loss | stage-2 semantic loss | stage-2 text tokens |
+| --- | --- | --- | --- | --- |
+| ARMANI | MaskCLIP fusion | on | on | the preset's (MaskCLIP's text encoder) |
+| DALL-E-style baseline | plain VQGAN | off | off | learned embeddings |
+| w/o MaskCLIP fusion | plain | on | on | the preset's |
+| w/o stage-1 semantic loss | fusion | off | on | the preset's |
+| w/o stage-2 semantic loss | fusion (ARMANI's stage 1) | on | off | the preset's |
+| w/ learned text embeddings | fusion (ARMANI's stage 1) | on | on | learned embeddings |
+
+Beside the table, `summary.json` holds the probes that say whether each mechanism acts:
+per stage-1 model (`probes.stage1`) PSNR, `text_code_change` (codes that change when the
+caption is swapped) and the stage-1 semantic loss's gradient share; per Transformer
+(`probes.stage2`) the semantic loss's gradient share and the validation NLL per image token
+with and without the caption.
 
 Each variant is scored by `eval.generation` with the same prompts, seeds, judge and scoring
 networks for the text, text+sketch and text+partial tasks on `val`, and for the text task on
@@ -31,19 +38,22 @@ from .eval.foreign import CLIP_ENV, INCEPTION_ENV
 from .progress import bar
 from .quickstart import PROFILES, write_stage_config
 
-# variant -> (stage-1 model it uses, its transformer's stage-2 semantic loss on?)
 STAGE1 = {  # name -> (fusion, stage-1 semantic loss on?)
     "fusion": ("maskclip", True),
     "plain": ("none", False),
     "plain-sem": ("none", True),
     "fusion-nosem": ("maskclip", False),
 }
+# variant -> (row name, stage-1 model it uses, its Transformer's stage-2 semantic loss on?,
+#             its text tokens: None for the preset's, or a `text_encoder` value)
 VARIANTS = {
-    "armani": ("ARMANI", "fusion", True),
-    "dalle": ("DALL-E-style baseline (plain VQGAN, no semantic losses)", "plain", False),
-    "no_fusion": ("w/o MaskCLIP fusion", "plain-sem", True),
-    "no_sem1": ("w/o stage-1 semantic loss", "fusion-nosem", True),
-    "no_sem2": ("w/o stage-2 semantic loss", "fusion", False),
+    "armani": ("ARMANI", "fusion", True, None),
+    "dalle": ("DALL-E-style baseline (plain VQGAN, no semantic losses, learned text embeddings)", "plain", False,
+              "learned"),
+    "no_fusion": ("w/o MaskCLIP fusion", "plain-sem", True, None),
+    "no_sem1": ("w/o stage-1 semantic loss", "fusion-nosem", True, None),
+    "no_sem2": ("w/o stage-2 semantic loss", "fusion", False, None),
+    "learned_text": ("w/ learned text embeddings (not MaskCLIP's text encoder)", "fusion", True, "learned"),
 }
 EVAL_TASKS = ("text", "text+sketch", "text+partial")
 
@@ -103,6 +113,7 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     summary["settings"] = settings
     stages = summary.setdefault("stage_seconds", {})
     results = summary.setdefault("results", {})
+    probes = summary.setdefault("probes", {"stage1": {}, "stage2": {}})
     data, runs = out / "data", out / "runs"
     n_prompts = cfg.prompts or preset["prompts"]
     # Other evaluation settings (more prompts, an Inception or CLIP file) re-run only the evaluation.
@@ -172,14 +183,26 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         with bar(preset["n"], f"tokenize {name}", "img", cfg.quiet) as pb:
             tokenize_dataset(runs / f"vqgan-{name}", data, out / "tokens" / name, runs / "sketch-vq",
                              progress=pb.update)
+        from .eval.recon import evaluate_recon
+        r = evaluate_recon(runs / f"vqgan-{name}", data, "val", max_samples=200)
+        probes["stage1"][name] = {k: r[k] for k in ("psnr", "codebook_usage", "text_code_change",
+                                                    "text_code_change_removed")}
+        probes["stage1"][name].update(logged_means(runs / f"vqgan-{name}", ("semantic_grad_share", "semantic_grad_cos")))
 
     def train_stage2(variant: str) -> None:
+        from .eval.likelihood import evaluate_nll
         from .train.stage2 import transformer_task
-        _, s1, sem2 = VARIANTS[variant]
+        _, s1, sem2, text_encoder = VARIANTS[variant]
         extra = {} if sem2 else {"loss": {"semantic_every": 0}}
+        if text_encoder:
+            extra["model"] = {"text_encoder": text_encoder}
         conf = stage_config(out, f"transformer-{variant}", "transformer", preset, extra)
         task, tcfg = transformer_task(out / "tokens" / s1, conf, seed=cfg.seed)
         fit(task, tcfg, runs / f"transformer-{variant}")
+        nll = evaluate_nll(runs / f"transformer-{variant}", out / "tokens" / s1, "val")["nll_per_token"]
+        probes["stage2"][variant] = {"nll_none": nll["none"], "nll_caption": nll["text"],
+                                     **logged_means(runs / f"transformer-{variant}",
+                                                    ("semantic_grad_share", "semantic_grad_cos"))}
 
     scorers: dict = {}
 
@@ -214,6 +237,17 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "table.md").write_text(table(summary, n_prompts, preset["samples"]))
     return summary
+
+
+def logged_means(run: Path, keys: tuple[str, ...]) -> dict[str, float]:
+    """The mean over a run's `metrics.jsonl` rows of each key that was logged (probes)."""
+    rows = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if k in r]
+        if vals:
+            out[k] = sum(vals) / len(vals)
+    return out
 
 
 def _fmt(v, ci=None, pct=False) -> str:
@@ -257,8 +291,7 @@ def table(summary: dict, prompts: int, samples: int) -> str:
     real = {k: {"attribute_accuracy": v["real_images"]["attribute_accuracy"],
                 "maskclip_score": v["real_images"]["maskclip_score"],
                 "holdout_part_accuracy": v["real_images"].get("holdout_part_accuracy")} for k, v in first.items()}
-    rows = [row("real images (ceiling)", real.get)] + [row(name, res[v].get) for v, (name, _, _) in VARIANTS.items()
-                                                        if v in res]
+    rows = [row("real images (ceiling)", real.get)] + [row(v[0], res[k].get) for k, v in VARIANTS.items() if k in res]
     keep = [j for j in range(len(head)) if j == 0 or any(r[j] != "n/a" for r in rows[1:])]  # drop all-n/a columns
     lines += ["| " + " | ".join(head[j] for j in keep) + " |", "|" + " --- |" * len(keep)]
     lines += ["| " + " | ".join(r[j] for j in keep) + " |" for r in rows]

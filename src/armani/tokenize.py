@@ -57,18 +57,40 @@ class Stage1:
         """Images (B, 3, H, W) in [-1, 1] -> code ids (B, h, w). With fusion, captions (ids,
         lengths) are required; masks are used where given, else the segmenter predicts them."""
         text = fuse = None
-        if self.vq.cfg.fusion == "maskclip":
-            if ids is None or self.maskclip is None:
-                raise ValueError("this tokenizer fuses captions into its codes: it needs the caption and MaskCLIP")
-            b = images.shape[0]
-            if masks is None:
-                masks = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.long, device=images.device)
-                has_mask = torch.zeros(b, dtype=torch.bool, device=images.device)
-            batch = {"image": images, "mask": masks, "has_mask": has_mask}
-            mask = predicted_or_true_masks(batch, self.segmenter)
-            text, fuse, _, _ = fusion_inputs(self.maskclip, mask, ids, lengths)
+        if self.vq.fuses:
+            text, fuse = self.fusion(images, ids, lengths, masks, has_mask)
         _, idx, _ = self.vq.encode(images, text, fuse)
         return idx
+
+    @torch.no_grad()
+    def fusion(self, images: torch.Tensor, ids: torch.Tensor | None, lengths: torch.Tensor | None,
+               masks: torch.Tensor | None = None, has_mask: torch.Tensor | None = None):
+        """Eq. 9's inputs for a batch: aligned word vectors (B, h*w, D) and where to fuse (B, h*w)."""
+        if ids is None or self.maskclip is None:
+            raise ValueError("this tokenizer fuses captions into its codes: it needs the caption and MaskCLIP")
+        b = images.shape[0]
+        if masks is None:
+            masks = torch.zeros(b, *images.shape[-2:], dtype=torch.long, device=images.device)
+            has_mask = torch.zeros(b, dtype=torch.bool, device=images.device)
+        mask = predicted_or_true_masks({"image": images, "mask": masks, "has_mask": has_mask}, self.segmenter)
+        text, fuse, _, _ = fusion_inputs(self.maskclip, mask, ids, lengths)
+        return text, fuse
+
+    @torch.no_grad()
+    def text_probe(self, images: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor,
+                   masks: torch.Tensor | None = None, has_mask: torch.Tensor | None = None) -> dict[str, int]:
+        """How much the caption decides the codes. Over the fused latent positions of a batch
+        (B >= 2), counts the codes that change when each image's caption is swapped for the
+        next image's (the mask stays) and when fusion is switched off."""
+        text, fuse = self.fusion(images, ids, lengths, masks, has_mask)
+        other, other_fuse = self.fusion(images, ids.roll(1, 0), lengths.roll(1, 0), masks, has_mask)
+        both = fuse & other_fuse  # the other caption's words, aligned to this image's own mask tokens
+        z = self.vq.encoder(images)
+        own = self.vq.quantize(z, text, fuse)[1].flatten(1)
+        swapped = self.vq.quantize(z, other, both)[1].flatten(1)
+        removed = self.vq.quantize(z)[1].flatten(1)
+        return {"positions": int(both.sum()), "swapped": int((own != swapped)[both].sum()),
+                "fused": int(fuse.sum()), "removed": int((own != removed)[fuse].sum())}
 
     @torch.no_grad()
     def decode(self, idx: torch.Tensor) -> torch.Tensor:
@@ -83,7 +105,7 @@ def load_stage1(path: str | os.PathLike, maskclip: str | os.PathLike | None = No
     parents = b.meta.get("parents", {})
     clip = seg = tok = None
     max_len = int(b.meta.get("preprocessing", {}).get("max_text_len", 64))
-    if b.model.cfg.fusion == "maskclip":
+    if b.model.fuses:
         src = maskclip or parents.get("maskclip", {}).get("path")
         if src is None:
             raise ValueError(f"{b.path} fuses MaskCLIP tokens but records no MaskCLIP; pass --maskclip")

@@ -2,6 +2,12 @@
 split, for the image tokenizer (stage 1) and the sketch tokenizer, plus a grid of
 originals above their reconstructions.
 
+With fusion (eq. 9) it also probes how much the caption decides the codes:
+`text_code_change` is the share of fused (non-background) latent positions whose code
+changes when the image's caption is swapped for another image's (the next one in the
+batch; the mask stays), and `text_code_change_removed` the share that changes when fusion is
+switched off. Both are null for a tokenizer without fusion.
+
 PSNR and SSIM are computed on images scaled to [0, 1] (peak 1). SSIM is the usual one
 (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, averaged over
 channels and the valid (unpadded) window positions, then over images.
@@ -71,12 +77,16 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
     loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size, shuffle=False)
     counts = torch.zeros(cfg.num_codes, dtype=torch.int64)
     ps, ss, shown = [], [], []
+    probe = {"positions": 0, "swapped": 0, "fused": 0, "removed": 0}
     for batch in loader:
         x = batch["sketch"] * 2 - 1 if sketch else batch["image"]
         masks = batch["mask"].clone()
         masks[~batch["has_mask"]] = 0
         idx = st.encode(x, batch["text"], batch["text_len"], masks, batch["has_mask"]) if not sketch \
             else st.encode(x)
+        if st.vq.fuses and len(x) > 1:
+            for k, v in st.text_probe(x, batch["text"], batch["text_len"], masks, batch["has_mask"]).items():
+                probe[k] += v
         rec = st.decode(idx)
         a, b = (x + 1) / 2, (rec + 1) / 2
         ps.append(psnr(a, b))
@@ -91,7 +101,9 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
            "fusion": cfg.fusion, "psnr": float(p.mean()), "psnr_std": float(p.std()) if n > 1 else 0.0,
            "ssim": float(s.mean()), "codebook_usage": float((counts > 0).float().mean()),
            "codes_used": int((counts > 0).sum()), "num_codes": cfg.num_codes,
-           "perplexity": perplexity_of(counts), "tokens_per_image": cfg.grid ** 2}
+           "perplexity": perplexity_of(counts), "tokens_per_image": cfg.grid ** 2,
+           "text_code_change": probe["swapped"] / probe["positions"] if probe["positions"] else None,
+           "text_code_change_removed": probe["removed"] / probe["fused"] if probe["fused"] else None}
     if grid:
         orig = torch.cat([o for o, _ in shown])[:grid_n]
         recs = torch.cat([r for _, r in shown])[:grid_n]

@@ -7,6 +7,7 @@ garments), or VGG16 from a local safetensors file when a user has one.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from .contrastive import pair_similarity
+from .contrastive import pair_similarity, tokenwise_contrastive_loss
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class VQGANLossConfig:
     disc_width: int = 64
     disc_layers: int = 3
     semantic_every: int = 1         # compute the semantic loss every N steps (0: never)
+    semantic: str = "contrastive"   # eq. 10 as MaskCLIP's symmetric cross entropy over the batch, or
+                                    # "similarity": 1 - D of matched pairs only (no negatives)
+    probe_every: int = 50           # log the semantic loss's gradient share every N steps (0: never)
     balance_edges: bool = False     # sketches: weight edge and background pixels equally in L1
 
 
@@ -124,13 +128,41 @@ def load_vgg16(path: str | os.PathLike) -> VGG16Features:
     return net.eval().requires_grad_(False)
 
 
-def semantic_loss(images: torch.Tensor, segmenter: nn.Module, maskclip: nn.Module, text_tokens: torch.Tensor,
-                  text_valid: torch.Tensor) -> torch.Tensor:
-    """Eq. 10: 1 - D(M(images), T) per image (B,), D = MaskCLIP's token-wise similarity of the
-    segmenter's soft mask and the caption. Gradients flow to `images` through both frozen nets."""
+def reconstruction_mask_tokens(images: torch.Tensor, segmenter: nn.Module, maskclip: nn.Module):
+    """MaskCLIP mask tokens (B, N, D) and validity (B, N) of the segmenter's soft mask of
+    `images`; differentiable with respect to `images` through both frozen networks."""
     size = maskclip.cfg.image_size
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     probs = segmenter(images).float().softmax(1)
     m, mv, _ = maskclip.encode_mask(probs)
+    return m, mv
+
+
+def semantic_loss(images: torch.Tensor, segmenter: nn.Module, maskclip: nn.Module, text_tokens: torch.Tensor,
+                  text_valid: torch.Tensor) -> torch.Tensor:
+    """1 - D(M(images), T) per image (B,), D = MaskCLIP's token-wise similarity of the
+    segmenter's soft mask and the caption. Gradients flow to `images` through both frozen nets."""
+    m, mv = reconstruction_mask_tokens(images, segmenter, maskclip)
     return 1.0 - pair_similarity(m, mv, text_tokens, text_valid)
+
+
+def semantic_contrastive_loss(images: torch.Tensor, segmenter: nn.Module, maskclip: nn.Module,
+                              text_tokens: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
+    """Eq. 10 as the paper describes it: MaskCLIP's symmetric cross entropy (eq. 6-8) of the
+    images' predicted masks against every caption of the batch (and, under several
+    processes, of the global batch), at MaskCLIP's own temperature. A scalar. Unlike 1 - D,
+    an image is rewarded only for matching its own caption better than the others, so a
+    generic layout of the garment category earns nothing."""
+    m, mv = reconstruction_mask_tokens(images, segmenter, maskclip)
+    scale = maskclip.logit_scale.detach().clamp(max=math.log(100.0))
+    return tokenwise_contrastive_loss(m, mv, text_tokens, text_valid, scale)["loss"]
+
+
+def semantic_term(kind: str, images, segmenter, maskclip, text_tokens, text_valid) -> torch.Tensor:
+    """The semantic loss named by a config (`contrastive` or `similarity`), as a scalar."""
+    if kind == "contrastive":
+        return semantic_contrastive_loss(images, segmenter, maskclip, text_tokens, text_valid)
+    if kind == "similarity":
+        return semantic_loss(images, segmenter, maskclip, text_tokens, text_valid).mean()
+    raise ValueError("loss.semantic must be 'contrastive' or 'similarity'")

@@ -14,6 +14,12 @@ Every position adds a modality embedding and an absolute position embedding.
 
 Attention is causal over the whole sequence, so the condition prefix is encoded once and
 cached (`KVCache`): sampling then costs one token's forward per step.
+
+Text tokens (`text_encoder`): "learned" embeds caption ids with a table learned from
+scratch; "maskclip" is the paper's "Transformer-based encoder": the frozen MaskCLIP text
+encoder (its weights copied in when training starts and saved with the model) gives each
+caption token its feature, and a learned linear map takes it to the model's width. The
+prompt then reaches stage 2 through the same word vectors that stage 1 fused into the codes.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import torch
 from torch import nn
 
 from .layers import KVCache, TransformerBlock
+from .maskclip import MaskCLIPConfig, TextEncoder
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,19 @@ class TransformerConfig:
     heads: int = 8
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+    text_encoder: str = "learned"   # or "maskclip": the frozen MaskCLIP text encoder's token features
+    # The MaskCLIP text encoder's shape (text_encoder "maskclip"; copied from MaskCLIP's config).
+    clip_text_width: int = 0
+    clip_text_layers: int = 0
+    clip_text_heads: int = 1
+    clip_embed_dim: int = 0
+    text_eos: int = -1              # the caption tokenizer's end-of-text id (captions end at its first)
+
+    @property
+    def clip_text_config(self) -> MaskCLIPConfig:
+        return MaskCLIPConfig(vocab_size=self.text_vocab, max_text_len=self.text_len, text_width=self.clip_text_width,
+                              text_layers=self.clip_text_layers, text_heads=self.clip_text_heads,
+                              embed_dim=self.clip_embed_dim)
 
     @property
     def text_empty(self) -> int:
@@ -67,9 +87,18 @@ TEXT, SKETCH, PARTIAL, IMAGE = range(4)
 class CrossModalTransformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
+        if cfg.text_encoder not in ("learned", "maskclip"):
+            raise ValueError("text_encoder must be 'learned' or 'maskclip'")
         self.cfg = cfg
         w = cfg.width
-        self.text_emb = nn.Embedding(cfg.text_vocab + 1, w)
+        if cfg.text_encoder == "learned":
+            self.text_emb = nn.Embedding(cfg.text_vocab + 1, w)
+        else:
+            if cfg.clip_embed_dim <= 0 or cfg.text_eos < 0:
+                raise ValueError("text_encoder 'maskclip' needs the MaskCLIP text encoder's shape and the EOS id")
+            self.clip_text = TextEncoder(cfg.clip_text_config).requires_grad_(False)
+            self.text_in = nn.Linear(cfg.clip_embed_dim, w)
+            self.text_empty_emb = nn.Parameter(torch.zeros(w))
         self.sketch_emb = nn.Embedding(cfg.sketch_codes + 1, w)
         self.image_emb = nn.Embedding(cfg.image_codes + 1, w)   # image and partial tokens
         self.modality = nn.Parameter(torch.zeros(4, w))
@@ -84,11 +113,18 @@ class CrossModalTransformer(nn.Module):
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
             if name.endswith("attn.out.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, std=0.02 / (2 * cfg.layers) ** 0.5)
-        for p in (self.modality, self.sep, self.pos):
+        for p in (self.modality, self.sep, self.pos) + ((self.text_empty_emb,) if cfg.text_encoder != "learned" else ()):
             nn.init.normal_(p, std=0.02)
 
-    @staticmethod
-    def _init(m: nn.Module) -> None:
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.cfg.text_encoder == "maskclip":
+            self.clip_text.eval()  # frozen: never in training mode
+        return self
+
+    def _init(self, m: nn.Module) -> None:
+        if self.cfg.text_encoder == "maskclip" and any(m is x for x in self.clip_text.modules()):
+            return  # overwritten by MaskCLIP's weights
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
         if isinstance(m, nn.Linear) and m.bias is not None:
@@ -116,15 +152,34 @@ class CrossModalTransformer(nn.Module):
         self._check("partial", partial, c.image_len, c.image_codes)
         b = text.shape[0]
         sep = self.sep[:, None].expand(3, b, -1).unsqueeze(2)  # (3, B, 1, W)
-        x = torch.cat([self.text_emb(text) + self.modality[TEXT], sep[0],
+        x = torch.cat([self.embed_text(text) + self.modality[TEXT], sep[0],
                        self.sketch_emb(sketch) + self.modality[SKETCH], sep[1],
                        self.image_emb(partial) + self.modality[PARTIAL], sep[2]], dim=1)
         return x + self.pos[:c.prefix_len]
 
+    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Caption ids (B, text_len), EMPTY where absent -> (B, text_len, width)."""
+        c = self.cfg
+        if c.text_encoder == "learned":
+            return self.text_emb(text)
+        empty = text == c.text_empty
+        ids = text.masked_fill(empty, 0)
+        eos = ids == c.text_eos
+        lengths = torch.where(eos.any(1), eos.int().argmax(1) + 1, torch.full_like(eos[:, 0], c.text_len, dtype=torch.long))
+        with torch.no_grad():
+            feats, _, _ = self.clip_text(ids, lengths)  # (B, L, D), L2-normalised as MaskCLIP fuses them
+        x = self.text_in(feats.to(self.text_in.weight.dtype))
+        return torch.where(empty[..., None], self.text_empty_emb.to(x.dtype), x)
+
     def embed_image(self, image: torch.Tensor, start: int) -> torch.Tensor:
-        """Image tokens (B, T) placed at image positions start .. start+T-1 (0-based)."""
+        """Image tokens (B, T), or one-hot rows over the codes (B, T, image_codes) such as
+        straight-through Gumbel samples, placed at image positions start .. start+T-1 (0-based)."""
         p0 = self.cfg.prefix_len + start
-        return self.image_emb(image) + self.modality[IMAGE] + self.pos[p0:p0 + image.shape[1]]
+        if image.is_floating_point():
+            e = image @ self.image_emb.weight[:self.cfg.image_codes]
+        else:
+            e = self.image_emb(image)
+        return e + self.modality[IMAGE] + self.pos[p0:p0 + image.shape[1]]
 
     def _run(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         x = self.drop(x)
@@ -137,9 +192,14 @@ class CrossModalTransformer(nn.Module):
     # -- training ----------------------------------------------------------------------
     def forward(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
                 image: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: logits (B, image_len, image_codes); row i predicts image token i."""
+        """Teacher forcing: logits (B, image_len, image_codes); row i predicts image token i.
+        `image` is token ids (B, image_len) or one-hot rows (B, image_len, image_codes)."""
         c = self.cfg
-        self._check("image", image, c.image_len, c.image_codes - 1)
+        if image.is_floating_point():
+            if image.shape[1:] != (c.image_len, c.image_codes):
+                raise ValueError(f"one-hot image tokens must be (batch, {c.image_len}, {c.image_codes})")
+        else:
+            self._check("image", image, c.image_len, c.image_codes - 1)
         x = torch.cat([self.embed_prefix(text, sketch, partial), self.embed_image(image[:, :-1], 0)], dim=1)
         h = self._run(x)[:, c.prefix_len - 1:]
         return self.head(self.ln(h))

@@ -21,10 +21,11 @@ from ..losses.vq import (
     balanced_l1,
     hinge_d_loss,
     load_vgg16,
-    semantic_loss,
+    semantic_term,
 )
 from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
 from .loop import Task
+from .probes import grad_share
 from .tasks import predicted_or_true_masks
 
 
@@ -119,7 +120,7 @@ class VQGANTask(Task):
         text = fuse = None
         with torch.no_grad():
             x = self.inputs(batch)
-            if fz.maskclip is not None and self.model_config.fusion == "maskclip":
+            if fz.maskclip is not None and vq.fuses:
                 mask = predicted_or_true_masks(batch, fz.segmenter)
                 text, fuse, _, _ = fusion_inputs(fz.maskclip, mask, batch["text"], batch["text_len"])
             recon = vq(x, text, fuse)[0].clamp(-1, 1)
@@ -164,8 +165,11 @@ class VQGANTask(Task):
         every = lc.semantic_every
         if (fz.maskclip is not None and fz.segmenter is not None and lc.lambda2 > 0 and every
                 and self.step % every == 0):
-            sem = semantic_loss(recon, fz.segmenter, fz.maskclip, t, tv).mean()
+            sem = semantic_term(lc.semantic, recon, fz.segmenter, fz.maskclip, t, tv)
             terms["semantic"] = sem.detach()
+            if lc.probe_every and self.step % lc.probe_every < every and torch.is_grad_enabled():
+                p = grad_share(lc.lambda2 * sem, lc.lambda1 * vq, unwrap(model).vq.parameters())
+                terms.update(semantic_grad_share=p["share"], semantic_grad_cos=p["cos"])
         loss = lc.lambda1 * vq + lc.lambda2 * sem + d_loss
         return {"loss": loss, **terms, "codebook": out["codebook"].detach(), "commit": out["commit"].detach(),
                 "usage": out["usage"], "perplexity": out["perplexity"]}

@@ -20,12 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..checkpoint import load_bundle, resolve_bundle
+from ..checkpoint import load_bundle, resolve_bundle, unwrap
 from ..config import TrainConfig, from_dict, load_raw, to_dict
-from ..losses.vq import semantic_loss
+from ..data.tokenizer import CaptionTokenizer
+from ..losses.vq import semantic_term
 from ..models.transformer import CrossModalTransformer, TransformerConfig
 from ..tokenize import TokenSet, read_token_info
 from .loop import Task
+from .probes import grad_share
 from .stage1 import Frozen
 
 
@@ -38,7 +40,12 @@ class Stage2LossConfig:
     lambda3: float = 2.0            # eq. 14: weight of the semantic loss
     semantic_every: int = 0         # run the semantic loss every N steps (0: never)
     semantic_batch: int = 8         # on at most this many captioned samples of the batch
-    semantic_tau: float = 1.0       # softmax temperature of the logits -> codebook mix
+    semantic_tau: float = 1.0       # temperature of the logits -> tokens (Gumbel) or codebook mix
+    semantic_input: str = "sampled"  # what eq. 14 scores: "sampled" tokens of a partly free-running
+                                    # pass, or "teacher": the softmax mix of teacher-forced logits
+    semantic_passes: int = 2        # "sampled": passes, each fed the previous pass's samples
+    semantic: str = "contrastive"   # the score: "contrastive" over the semantic batch, or "similarity" (1 - D)
+    probe_every: int = 50           # log the semantic loss's gradient share every N steps (0: never)
 
 
 def token_box(rng: np.random.Generator, grid: int, keep: float) -> np.ndarray:
@@ -102,16 +109,35 @@ def conditions(model_cfg: TransformerConfig, batch: dict) -> tuple[torch.Tensor,
 
 
 def soft_decode(vq: nn.Module, logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """Eq. 14's differentiable path: logits (B, N, K) -> the softmax-weighted mix of codebook
-    vectors (renormalised when the codebook is) -> decoded images (B, C, H, W)."""
+    """The teacher-forced path of eq. 14: logits (B, N, K) -> the softmax-weighted mix of
+    codebook vectors -> decoded images (B, C, H, W)."""
+    return decode_mix(vq, (logits.float() / tau).softmax(-1))
+
+
+def decode_mix(vq: nn.Module, weights: torch.Tensor) -> torch.Tensor:
+    """Weights over the codes (B, N, K), one-hot or soft -> the weighted codebook vectors
+    (renormalised when the codebook is) -> decoded images (B, C, H, W). Differentiable."""
     q = vq.quantizer
-    codes = q.codes().float()
-    z = (logits.float() / tau).softmax(-1) @ codes  # (B, N, D)
+    z = weights.float() @ q.codes().float()  # (B, N, D)
     if q.normalize:
         z = F.normalize(z, dim=-1)
     b, n, d = z.shape
     g = int(round(n ** 0.5))
     return vq.decode(z.transpose(1, 2).reshape(b, d, g, g))
+
+
+def sampled_tokens(model: nn.Module, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
+                   image: torch.Tensor, passes: int, tau: float = 1.0) -> torch.Tensor:
+    """What the model generates, differentiably: straight-through Gumbel-softmax samples (B, N, K)
+    (one-hot forward, softmax gradients) of a partly free-running pass. Pass 1 samples every
+    token given the true tokens before it; each later pass feeds the previous pass's samples
+    back in, so token i is conditioned on the model's own tokens (`passes` = N would be fully
+    free-running). Gradients reach the Transformer through every pass."""
+    tokens = image
+    for _ in range(max(1, passes)):
+        logits = model(text, sketch, partial, tokens)
+        tokens = F.gumbel_softmax(logits.float(), tau=tau, hard=True)
+    return tokens
 
 
 @dataclass
@@ -122,7 +148,10 @@ class TransformerTask(Task):
     frozen: Frozen = field(default_factory=Frozen)
 
     def build_model(self) -> nn.Module:
-        return CrossModalTransformer(self.model_config)
+        model = CrossModalTransformer(self.model_config)
+        if self.model_config.text_encoder == "maskclip":
+            model.clip_text.load_state_dict(self.frozen.maskclip.text_encoder.state_dict())
+        return model
 
     def train_dataset(self):
         return TokenDataset(self.tokens, "train", self.loss_cfg, self.train_cfg.seed)
@@ -136,16 +165,25 @@ class TransformerTask(Task):
         loss = nll
         lc = self.loss_cfg
         every = lc.semantic_every
-        if lc.lambda3 > 0 and every and self.step % every == 0 and self.frozen.maskclip is not None:
+        if lc.lambda3 > 0 and every and self.step % every == 0 and self.frozen.segmenter is not None:
             rows = batch["has_text"].nonzero()[:, 0][:lc.semantic_batch]
-            if len(rows):
+            if len(rows) > (lc.semantic == "contrastive"):  # the contrastive score needs a negative
                 fz = self.frozen.to(image.device)
-                images = soft_decode(fz.vq, logits[rows], lc.semantic_tau)
+                if lc.semantic_input == "teacher":
+                    images = soft_decode(fz.vq, logits[rows], lc.semantic_tau)
+                else:
+                    # the bare module: extra forward passes must not go through a DDP wrapper
+                    picked = sampled_tokens(unwrap(model), text[rows], sketch[rows], partial[rows], image[rows],
+                                            lc.semantic_passes, lc.semantic_tau)
+                    images = decode_mix(fz.vq, picked)
                 with torch.no_grad():
                     t, tv, _ = fz.maskclip.encode_text(batch["text"][rows], batch["text_len"][rows])
-                sem = semantic_loss(images, fz.segmenter, fz.maskclip, t, tv).mean()
+                sem = semantic_term(lc.semantic, images, fz.segmenter, fz.maskclip, t, tv)
                 loss = loss + lc.lambda3 * sem
                 out["semantic"] = sem.detach()
+                if lc.probe_every and self.step % lc.probe_every < every and torch.is_grad_enabled():
+                    p = grad_share(lc.lambda3 * sem, nll, model.parameters())
+                    out.update(semantic_grad_share=p["share"], semantic_grad_cos=p["cos"])
         return {"loss": loss, **out}
 
     def on_checkpoint(self, model, step, run):
@@ -203,17 +241,32 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
         except FileNotFoundError:
             raise FileNotFoundError(f"the token folder {tokens} was made with the {name} model at {p}, which is "
                                     "gone; generation needs it (tokenize again with the model you have)") from None
-    # The stage-1 decoder: for checkpoint samples, and with the segmenter and MaskCLIP for eq. 14.
+    if loss_cfg.semantic_input not in ("sampled", "teacher"):
+        raise ValueError("loss.semantic_input must be 'sampled' or 'teacher'")
+    # The stage-1 decoder: for checkpoint samples, and with the segmenter and MaskCLIP for eq. 14;
+    # MaskCLIP's text encoder also for text_encoder "maskclip".
     vb = load_bundle(parents["vqgan"], "vqgan")
     frozen = Frozen(vq=vb.model.requires_grad_(False).eval())
-    if loss_cfg.lambda3 > 0 and loss_cfg.semantic_every:
-        rec = vb.meta.get("parents", {})
-        if "segmenter" not in rec or "maskclip" not in rec:
-            raise ValueError("the semantic loss needs the segmenter and MaskCLIP the stage-1 model was trained "
-                             "with, and it records none; set loss.semantic_every to 0")
-        frozen = Frozen(vq=frozen.vq,
-                        segmenter=load_bundle(rec["segmenter"]["path"], "segmenter").model.requires_grad_(False).eval(),
-                        maskclip=load_bundle(rec["maskclip"]["path"], "maskclip").model.requires_grad_(False).eval())
+    rec = vb.meta.get("parents", {})
+    semantic = loss_cfg.lambda3 > 0 and loss_cfg.semantic_every
+    for need, what, fix in ((semantic, "the semantic loss", "set loss.semantic_every to 0"),
+                            (model_cfg.text_encoder == "maskclip", "text_encoder 'maskclip'",
+                             "set model.text_encoder to 'learned'")):
+        if need and ("segmenter" not in rec or "maskclip" not in rec):
+            raise ValueError(f"{what} needs the segmenter and MaskCLIP the stage-1 model was trained with, "
+                             f"and it records none; {fix}")
+    if semantic or model_cfg.text_encoder == "maskclip":
+        frozen.maskclip = load_bundle(rec["maskclip"]["path"], "maskclip").model.requires_grad_(False).eval()
+    if semantic:
+        frozen.segmenter = load_bundle(rec["segmenter"]["path"], "segmenter").model.requires_grad_(False).eval()
+    if model_cfg.text_encoder == "maskclip":
+        mc = frozen.maskclip.cfg
+        if mc.vocab_size != model_cfg.text_vocab or mc.max_text_len != model_cfg.text_len:
+            raise ValueError(f"MaskCLIP's vocabulary and caption length ({mc.vocab_size}, {mc.max_text_len}) differ "
+                             f"from the tokens' ({model_cfg.text_vocab}, {model_cfg.text_len})")
+        eos = CaptionTokenizer.from_file(Path(tokens) / info["tokenizer"]).eos_id
+        model_cfg = replace(model_cfg, clip_text_width=mc.text_width, clip_text_layers=mc.text_layers,
+                            clip_text_heads=mc.text_heads, clip_embed_dim=mc.embed_dim, text_eos=eos)
     tok_text = (Path(tokens) / info["tokenizer"]).read_text()
     task = TransformerTask(kind="transformer", model_config=model_cfg, tokens=Path(tokens), train_cfg=train_cfg,
                            loss_cfg=loss_cfg, frozen=frozen, parents=parents,
