@@ -239,8 +239,9 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
         assert rep["perplexity"] >= 1 and (tmp_path / f"{name}.png").is_file()
         if name == "img":
             assert 0 <= rep["text_code_change"] <= 1 and 0 <= rep["text_code_change_removed"] <= 1
+            assert 0 <= rep["maskclip_score"] <= 100 and 0 <= rep["maskclip_score_real"] <= 100
         else:
-            assert rep["text_code_change"] is None  # no fusion, nothing to probe
+            assert rep["text_code_change"] is None and rep["maskclip_score"] is None  # no fusion, no parents
     out = capsys.readouterr().out
     assert "PSNR" in out and "codes changed by the caption" in out
 

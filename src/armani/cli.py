@@ -439,6 +439,9 @@ def cmd_eval_recon(args) -> int:
     if rep["text_code_change"] is not None:
         print(f"codes changed by the caption: {rep['text_code_change']:.3f} of fused positions when swapped for "
               f"another image's, {rep['text_code_change_removed']:.3f} when fusion is off")
+    if rep["maskclip_score"] is not None:
+        print(f"MaskCLIP score of the reconstructions {rep['maskclip_score']:.2f} "
+              f"(originals {rep['maskclip_score_real']:.2f})")
     if args.grid:
         print(f"wrote {args.grid}")
     _write_json(args.json, rep)

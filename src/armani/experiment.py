@@ -14,7 +14,8 @@ shared; the variants differ only where the paper's ablations do:
 
 Beside the table, `summary.json` holds the probes that say whether each mechanism acts:
 per stage-1 model (`probes.stage1`) PSNR, `text_code_change` (codes that change when the
-caption is swapped) and the stage-1 semantic loss's gradient share; per Transformer
+caption is swapped), the reconstructions' MaskCLIP score and the stage-1 semantic loss's
+gradient share; per Transformer
 (`probes.stage2`) the semantic loss's gradient share and the validation NLL per image token
 with and without the caption.
 
@@ -58,9 +59,10 @@ VARIANTS = {
 EVAL_TASKS = ("text", "text+sketch", "text+partial")
 
 PRESETS: dict[str, dict] = {
-    # About 60 minutes of stages on 2 CPU cores: the quickstart's budgets, Transformers cut to 500 steps.
+    # About 70 minutes of stages on 2 CPU cores: the quickstart's budgets, Transformers cut to 500 steps
+    # (a time cap far above what they need, so that every variant trains its 500 steps).
     "cpu": {"n": 4000, "judge_n": 8000, "size": 64, "profile": "default", "prompts": 100, "samples": 1,
-            "overrides": {"transformer": {"train": {"max_steps": 500, "max_minutes": 7}},
+            "overrides": {"transformer": {"train": {"max_steps": 500, "max_minutes": 14}},
                           "judge": {"train": {"max_steps": 2000, "max_minutes": 7}}}},
     # For a lent GPU: more data, the full CPU presets, more prompts.
     "gpu": {"n": 10000, "judge_n": 20000, "size": 64, "profile": None, "prompts": 500, "samples": 2, "overrides": {}},
@@ -186,8 +188,9 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         from .eval.recon import evaluate_recon
         r = evaluate_recon(runs / f"vqgan-{name}", data, "val", max_samples=200)
         probes["stage1"][name] = {k: r[k] for k in ("psnr", "codebook_usage", "text_code_change",
-                                                    "text_code_change_removed")}
-        probes["stage1"][name].update(logged_means(runs / f"vqgan-{name}", ("semantic_grad_share", "semantic_grad_cos")))
+                                                    "text_code_change_removed", "maskclip_score")}
+        probes["stage1"][name].update(logged_means(runs / f"vqgan-{name}",
+                                                   ("semantic_grad_share", "semantic_grad_cos")))
 
     def train_stage2(variant: str) -> None:
         from .eval.likelihood import evaluate_nll

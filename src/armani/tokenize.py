@@ -105,11 +105,13 @@ def load_stage1(path: str | os.PathLike, maskclip: str | os.PathLike | None = No
     parents = b.meta.get("parents", {})
     clip = seg = tok = None
     max_len = int(b.meta.get("preprocessing", {}).get("max_text_len", 64))
+    src = maskclip or parents.get("maskclip", {}).get("path")
     if b.model.fuses:
-        src = maskclip or parents.get("maskclip", {}).get("path")
         if src is None:
             raise ValueError(f"{b.path} fuses MaskCLIP tokens but records no MaskCLIP; pass --maskclip")
         _check_parent(src, parents.get("maskclip"), maskclip is None)
+        clip = load_bundle(src, "maskclip", device).model
+    elif src is not None and Path(src).exists():  # a plain codebook trained with the semantic loss
         clip = load_bundle(src, "maskclip", device).model
     seg_src = segmenter or parents.get("segmenter", {}).get("path")
     if seg_src is not None and Path(seg_src).exists():

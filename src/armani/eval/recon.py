@@ -6,7 +6,11 @@ With fusion (eq. 9) it also probes how much the caption decides the codes:
 `text_code_change` is the share of fused (non-background) latent positions whose code
 changes when the image's caption is swapped for another image's (the next one in the
 batch; the mask stays), and `text_code_change_removed` the share that changes when fusion is
-switched off. Both are null for a tokenizer without fusion.
+switched off. Both are null for a tokenizer without fusion. Where the model records a
+MaskCLIP and a segmenter (a stage-1 model trained with fusion or the semantic loss), it
+reports the MaskCLIP score (100 x max(D, 0), D the token-wise similarity of the caption and
+the segmenter's part mask) of the reconstructions, `maskclip_score`, and of the originals,
+`maskclip_score_real`: what the stage-1 semantic loss (eq. 10) asks the reconstructions to keep.
 
 PSNR and SSIM are computed on images scaled to [0, 1] (peak 1). SSIM is the usual one
 (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, averaged over
@@ -78,6 +82,8 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
     counts = torch.zeros(cfg.num_codes, dtype=torch.int64)
     ps, ss, shown = [], [], []
     probe = {"positions": 0, "swapped": 0, "fused": 0, "removed": 0}
+    scored = not sketch and st.maskclip is not None and st.segmenter is not None
+    ms, ms_real = [], []
     for batch in loader:
         x = batch["sketch"] * 2 - 1 if sketch else batch["image"]
         masks = batch["mask"].clone()
@@ -88,6 +94,9 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
             for k, v in st.text_probe(x, batch["text"], batch["text_len"], masks, batch["has_mask"]).items():
                 probe[k] += v
         rec = st.decode(idx)
+        if scored:
+            ms.append(_maskclip_score(st, rec, batch["text"], batch["text_len"]))
+            ms_real.append(_maskclip_score(st, x, batch["text"], batch["text_len"]))
         a, b = (x + 1) / 2, (rec + 1) / 2
         ps.append(psnr(a, b))
         ss.append(ssim(a, b))
@@ -103,13 +112,23 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
            "codes_used": int((counts > 0).sum()), "num_codes": cfg.num_codes,
            "perplexity": perplexity_of(counts), "tokens_per_image": cfg.grid ** 2,
            "text_code_change": probe["swapped"] / probe["positions"] if probe["positions"] else None,
-           "text_code_change_removed": probe["removed"] / probe["fused"] if probe["fused"] else None}
+           "text_code_change_removed": probe["removed"] / probe["fused"] if probe["fused"] else None,
+           "maskclip_score": float(torch.cat(ms).mean()) if scored else None,
+           "maskclip_score_real": float(torch.cat(ms_real).mean()) if scored else None}
     if grid:
         orig = torch.cat([o for o, _ in shown])[:grid_n]
         recs = torch.cat([r for _, r in shown])[:grid_n]
         write_bytes(grid, encode_png_rgb(_grid(orig, recs)))
         rep["grid"] = str(grid)
     return rep
+
+
+def _maskclip_score(st, images: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Per image, 100 x max(D, 0): the caption against the segmenter's (argmax) part mask."""
+    from ..losses.contrastive import pair_similarity
+    m, mv, _ = st.maskclip.encode_mask(st.segmenter(images).argmax(1))
+    t, tv, _ = st.maskclip.encode_text(ids, lengths)
+    return 100.0 * pair_similarity(m, mv, t, tv).clamp(min=0)
 
 
 def _grid(orig: torch.Tensor, rec: torch.Tensor, cols: int = 8) -> np.ndarray:
