@@ -22,7 +22,8 @@ from .contrastive import pair_similarity, tokenwise_contrastive_loss
 @dataclass(frozen=True)
 class VQGANLossConfig:
     lambda1: float = 0.9            # eq. 11: weight of the VQGAN loss
-    lambda2: float = 0.1            # eq. 11: weight of the semantic loss (eq. 10)
+    lambda2: float = 0.1            # eq. 11: weight of the semantic loss (eq. 10), the paper's value; the CPU
+                                    # preset uses 0.02 (at 0.1 it took ~75% of the gradient: docs/results.md)
     l1_weight: float = 1.0
     perceptual_weight: float = 1.0
     perceptual: str = "segmenter"   # "segmenter", "vgg16" (needs vgg_weights) or "none"

@@ -37,7 +37,8 @@ class Stage2LossConfig:
     p_sketch: float = 0.4           # ... its sketch
     p_partial: float = 0.4          # ... a partial image (a box of image tokens)
     partial_keep: float = 0.25      # share of the token grid the partial box keeps (appendix A)
-    lambda3: float = 2.0            # eq. 14: weight of the semantic loss
+    lambda3: float = 2.0            # eq. 14: weight of the semantic loss, the paper's value; the CPU preset
+                                    # uses 0.2 (at 2 it took ~90% of the gradient: docs/results.md)
     semantic_every: int = 0         # run the semantic loss every N steps (0: never)
     semantic_batch: int = 8         # on at most this many captioned samples of the batch
     semantic_tau: float = 1.0       # temperature of the logits -> tokens (Gumbel) or codebook mix
