@@ -371,7 +371,9 @@ def test_text_code_change_on_a_toy_model(synth_ds, tiny_parents):
         a = list(args)
         if same:
             a[1], a[2] = a[1][:1].expand_as(a[1]), a[2][:1].expand_as(a[2])
-        return st.text_probe(*a)
+        idx, counts = st.text_probe(*a)
+        assert torch.equal(idx, st.encode(*a))  # the probe's codes are the tokenizer's
+        return counts
     none = probe(0.0)
     assert none["positions"] > 0 and none["swapped"] == 0 and none["removed"] == 0
     words = probe(1.0)

@@ -36,7 +36,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                   "train": {"max_steps": 600, "max_minutes": 5, "checkpoint_every": 100}},
         "sketch-vq": {"train": {"max_steps": 400, "max_minutes": 2, "checkpoint_every": 100}},
         "transformer": {"model": {"width": 192, "layers": 4, "heads": 6},
-                        "train": {"max_steps": 700, "max_minutes": 10, "checkpoint_every": 100}},
+                        "train": {"max_steps": 700, "max_minutes": 12, "checkpoint_every": 100}},
     },
     "tiny": {
         "segmenter": {"model": {"channels": [4, 8]}, "train": {"max_steps": 2, "batch_size": 8}},

@@ -78,19 +78,22 @@ class Stage1:
 
     @torch.no_grad()
     def text_probe(self, images: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor,
-                   masks: torch.Tensor | None = None, has_mask: torch.Tensor | None = None) -> dict[str, int]:
-        """How much the caption decides the codes. Over the fused latent positions of a batch
-        (B >= 2), counts the codes that change when each image's caption is swapped for the
-        next image's (the mask stays) and when fusion is switched off."""
+                   masks: torch.Tensor | None = None, has_mask: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, dict[str, int]]:
+        """How much the caption decides the codes. Returns the batch's codes (B, h, w), as
+        `encode` gives them, and over its fused latent positions (B >= 2) the counts of codes
+        that change when each image's caption is swapped for the next image's (the mask
+        stays) and when fusion is switched off."""
         text, fuse = self.fusion(images, ids, lengths, masks, has_mask)
         other, other_fuse = self.fusion(images, ids.roll(1, 0), lengths.roll(1, 0), masks, has_mask)
         both = fuse & other_fuse  # the other caption's words, aligned to this image's own mask tokens
         z = self.vq.encoder(images)
-        own = self.vq.quantize(z, text, fuse)[1].flatten(1)
+        codes = self.vq.quantize(z, text, fuse)[1]
+        own = codes.flatten(1)
         swapped = self.vq.quantize(z, other, both)[1].flatten(1)
         removed = self.vq.quantize(z)[1].flatten(1)
-        return {"positions": int(both.sum()), "swapped": int((own != swapped)[both].sum()),
-                "fused": int(fuse.sum()), "removed": int((own != removed)[fuse].sum())}
+        return codes, {"positions": int(both.sum()), "swapped": int((own != swapped)[both].sum()),
+                       "fused": int(fuse.sum()), "removed": int((own != removed)[fuse].sum())}
 
     @torch.no_grad()
     def decode(self, idx: torch.Tensor) -> torch.Tensor:

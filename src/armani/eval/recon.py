@@ -88,11 +88,14 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
         x = batch["sketch"] * 2 - 1 if sketch else batch["image"]
         masks = batch["mask"].clone()
         masks[~batch["has_mask"]] = 0
-        idx = st.encode(x, batch["text"], batch["text_len"], masks, batch["has_mask"]) if not sketch \
-            else st.encode(x)
-        if st.vq.fuses and len(x) > 1:
-            for k, v in st.text_probe(x, batch["text"], batch["text_len"], masks, batch["has_mask"]).items():
+        if sketch:
+            idx = st.encode(x)
+        elif st.vq.fuses and len(x) > 1:
+            idx, changed = st.text_probe(x, batch["text"], batch["text_len"], masks, batch["has_mask"])
+            for k, v in changed.items():
                 probe[k] += v
+        else:
+            idx = st.encode(x, batch["text"], batch["text_len"], masks, batch["has_mask"])
         rec = st.decode(idx)
         if scored:
             ms.append(_maskclip_score(st, rec, batch["text"], batch["text_len"]))

@@ -22,8 +22,7 @@ from .contrastive import pair_similarity, tokenwise_contrastive_loss
 @dataclass(frozen=True)
 class VQGANLossConfig:
     lambda1: float = 0.9            # eq. 11: weight of the VQGAN loss
-    lambda2: float = 0.1            # eq. 11: weight of the semantic loss (eq. 10), the paper's value; the CPU
-                                    # preset uses 0.02 (at 0.1 it took ~75% of the gradient: docs/results.md)
+    lambda2: float = 0.1            # eq. 11: weight of the semantic loss (eq. 10), the paper's value
     l1_weight: float = 1.0
     perceptual_weight: float = 1.0
     perceptual: str = "segmenter"   # "segmenter", "vgg16" (needs vgg_weights) or "none"
@@ -33,8 +32,8 @@ class VQGANLossConfig:
     disc_width: int = 64
     disc_layers: int = 3
     semantic_every: int = 1         # compute the semantic loss every N steps (0: never)
-    semantic: str = "contrastive"   # eq. 10 as MaskCLIP's symmetric cross entropy over the batch, or
-                                    # "similarity": 1 - D of matched pairs only (no negatives)
+    semantic: str = "similarity"    # eq. 10: 1 - D of matched pairs, or "contrastive": MaskCLIP's symmetric
+                                    # cross entropy over the batch (cost 2-3 dB PSNR here: docs/results.md)
     probe_every: int = 50           # log the semantic loss's gradient share every N steps (0: never)
     balance_edges: bool = False     # sketches: weight edge and background pixels equally in L1
 

@@ -37,15 +37,14 @@ class Stage2LossConfig:
     p_sketch: float = 0.4           # ... its sketch
     p_partial: float = 0.4          # ... a partial image (a box of image tokens)
     partial_keep: float = 0.25      # share of the token grid the partial box keeps (appendix A)
-    lambda3: float = 2.0            # eq. 14: weight of the semantic loss, the paper's value; the CPU preset
-                                    # uses 0.2 (at 2 it took ~90% of the gradient: docs/results.md)
+    lambda3: float = 2.0            # eq. 14: weight of the semantic loss, the paper's value
     semantic_every: int = 0         # run the semantic loss every N steps (0: never)
     semantic_batch: int = 8         # on at most this many captioned samples of the batch
     semantic_tau: float = 1.0       # temperature of the logits -> tokens (Gumbel) or codebook mix
     semantic_input: str = "sampled"  # what eq. 14 scores: "sampled" tokens of a partly free-running
                                     # pass, or "teacher": the softmax mix of teacher-forced logits
     semantic_passes: int = 2        # "sampled": passes, each fed the previous pass's samples
-    semantic: str = "contrastive"   # the score: "contrastive" over the semantic batch, or "similarity" (1 - D)
+    semantic: str = "similarity"    # the score: 1 - D, or "contrastive" over the semantic batch
     probe_every: int = 50           # log the semantic loss's gradient share every N steps (0: never)
 
 
