@@ -263,8 +263,8 @@ def test_experiment_micro_end_to_end(micro):
     assert cfgs["transformer-no_sem2"]["loss"]["semantic_every"] == 0
     assert cfgs["transformer-armani"]["loss"]["semantic_every"] == 1
     assert cfgs["transformer-dalle"]["model"]["text_encoder"] == "learned"
-    assert cfgs["transformer-learned_text"]["model"]["text_encoder"] == "learned"
-    assert "text_encoder" not in cfgs["transformer-armani"].get("model", {})  # the preset's: MaskCLIP's encoder
+    assert cfgs["transformer-maskclip_text"]["model"]["text_encoder"] == "maskclip"
+    assert "text_encoder" not in cfgs["transformer-armani"].get("model", {})  # the preset's: learned embeddings
     # The probes: fusion's code change where there is fusion, gradient shares where a semantic loss ran.
     p1, p2 = summary["probes"]["stage1"], summary["probes"]["stage2"]
     assert 0 <= p1["fusion"]["text_code_change"] <= 1 and p1["plain"]["text_code_change"] is None

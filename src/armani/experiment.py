@@ -5,12 +5,12 @@ shared; the variants differ only where the paper's ablations do:
 
 | row | stage-1 codebook | stage-1 semantic loss | stage-2 semantic loss | stage-2 text tokens |
 | --- | --- | --- | --- | --- |
-| ARMANI | MaskCLIP fusion | on | on | the preset's (MaskCLIP's text encoder) |
+| ARMANI | MaskCLIP fusion | on | on | the preset's (learned embeddings) |
 | DALL-E-style baseline | plain VQGAN | off | off | learned embeddings |
 | w/o MaskCLIP fusion | plain | on | on | the preset's |
 | w/o stage-1 semantic loss | fusion | off | on | the preset's |
 | w/o stage-2 semantic loss | fusion (ARMANI's stage 1) | on | off | the preset's |
-| w/ learned text embeddings | fusion (ARMANI's stage 1) | on | on | learned embeddings |
+| w/ MaskCLIP's text encoder | fusion (ARMANI's stage 1) | on | on | the frozen MaskCLIP text encoder |
 
 Beside the table, `summary.json` holds the probes that say whether each mechanism acts:
 per stage-1 model (`probes.stage1`) PSNR, `text_code_change` (codes that change when the
@@ -54,7 +54,8 @@ VARIANTS = {
     "no_fusion": ("w/o MaskCLIP fusion", "plain-sem", True, None),
     "no_sem1": ("w/o stage-1 semantic loss", "fusion-nosem", True, None),
     "no_sem2": ("w/o stage-2 semantic loss", "fusion", False, None),
-    "learned_text": ("w/ learned text embeddings (not MaskCLIP's text encoder)", "fusion", True, "learned"),
+    "maskclip_text": ("w/ MaskCLIP's text encoder (the paper's Transformer-based encoder)", "fusion", True,
+                      "maskclip"),
 }
 EVAL_TASKS = ("text", "text+sketch", "text+partial")
 

@@ -113,7 +113,8 @@ class CrossModalTransformer(nn.Module):
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
             if name.endswith("attn.out.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, std=0.02 / (2 * cfg.layers) ** 0.5)
-        for p in (self.modality, self.sep, self.pos) + ((self.text_empty_emb,) if cfg.text_encoder != "learned" else ()):
+        extra = (self.text_empty_emb,) if cfg.text_encoder == "maskclip" else ()
+        for p in (self.modality, self.sep, self.pos) + extra:
             nn.init.normal_(p, std=0.02)
 
     def train(self, mode: bool = True):
@@ -122,9 +123,8 @@ class CrossModalTransformer(nn.Module):
             self.clip_text.eval()  # frozen: never in training mode
         return self
 
-    def _init(self, m: nn.Module) -> None:
-        if self.cfg.text_encoder == "maskclip" and any(m is x for x in self.clip_text.modules()):
-            return  # overwritten by MaskCLIP's weights
+    @staticmethod
+    def _init(m: nn.Module) -> None:  # MaskCLIP's text encoder, initialised here too, gets MaskCLIP's weights
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
         if isinstance(m, nn.Linear) and m.bias is not None:
@@ -164,8 +164,8 @@ class CrossModalTransformer(nn.Module):
             return self.text_emb(text)
         empty = text == c.text_empty
         ids = text.masked_fill(empty, 0)
-        eos = ids == c.text_eos
-        lengths = torch.where(eos.any(1), eos.int().argmax(1) + 1, torch.full_like(eos[:, 0], c.text_len, dtype=torch.long))
+        eos = ids == c.text_eos  # a caption ends at its first EOS (padding may repeat it)
+        lengths = torch.where(eos.any(1), eos.int().argmax(1) + 1, c.text_len)
         with torch.no_grad():
             feats, _, _ = self.clip_text(ids, lengths)  # (B, L, D), L2-normalised as MaskCLIP fuses them
         x = self.text_in(feats.to(self.text_in.weight.dtype))
