@@ -60,8 +60,9 @@ VARIANTS = {
 EVAL_TASKS = ("text", "text+sketch", "text+partial")
 
 PRESETS: dict[str, dict] = {
-    # About 70 minutes of stages on 2 CPU cores: the quickstart's budgets, Transformers cut to 500 steps
-    # (a time cap far above what they need, so that every variant trains its 500 steps).
+    # The quickstart's budgets, Transformers cut to 500 steps (61 minutes of stages on 2 CPU cores with
+    # five rows and the earlier stage-2 loss; the sampled one makes steps about 1.15x slower). The time
+    # cap is far above what they need, so that every variant trains its 500 steps.
     "cpu": {"n": 4000, "judge_n": 8000, "size": 64, "profile": "default", "prompts": 100, "samples": 1,
             "overrides": {"transformer": {"train": {"max_steps": 500, "max_minutes": 14}},
                           "judge": {"train": {"max_steps": 2000, "max_minutes": 7}}}},
