@@ -13,6 +13,12 @@ from collections.abc import Iterable
 import torch
 
 
+def probe_due(step: int, probe_every: int, term_every: int) -> bool:
+    """Whether to probe a term that runs every `term_every` steps at this step: on the first
+    step it runs at or after each multiple of `probe_every` (0: never), when gradients flow."""
+    return bool(probe_every) and step % probe_every < term_every and torch.is_grad_enabled()
+
+
 def _flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten().float()

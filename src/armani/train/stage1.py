@@ -25,7 +25,7 @@ from ..losses.vq import (
 )
 from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
 from .loop import Task
-from .probes import grad_share
+from .probes import grad_share, probe_due
 from .tasks import predicted_or_true_masks
 
 
@@ -167,7 +167,7 @@ class VQGANTask(Task):
                 and self.step % every == 0):
             sem = semantic_term(lc.semantic, recon, fz.segmenter, fz.maskclip, t, tv)
             terms["semantic"] = sem.detach()
-            if lc.probe_every and self.step % lc.probe_every < every and torch.is_grad_enabled():
+            if probe_due(self.step, lc.probe_every, every):
                 p = grad_share(lc.lambda2 * sem, lc.lambda1 * vq, unwrap(model).vq.parameters())
                 terms.update(semantic_grad_share=p["share"], semantic_grad_cos=p["cos"])
         loss = lc.lambda1 * vq + lc.lambda2 * sem + d_loss

@@ -27,7 +27,7 @@ from ..losses.vq import semantic_term
 from ..models.transformer import CrossModalTransformer, TransformerConfig
 from ..tokenize import TokenSet, read_token_info
 from .loop import Task
-from .probes import grad_share
+from .probes import grad_share, probe_due
 from .stage1 import Frozen
 
 
@@ -181,7 +181,7 @@ class TransformerTask(Task):
                 sem = semantic_term(lc.semantic, images, fz.segmenter, fz.maskclip, t, tv)
                 loss = loss + lc.lambda3 * sem
                 out["semantic"] = sem.detach()
-                if lc.probe_every and self.step % lc.probe_every < every and torch.is_grad_enabled():
+                if probe_due(self.step, lc.probe_every, every):
                     p = grad_share(lc.lambda3 * sem, nll, model.parameters())
                     out.update(semantic_grad_share=p["share"], semantic_grad_cos=p["cos"])
         return {"loss": loss, **out}
