@@ -44,22 +44,30 @@ def test_bad_arguments_exit_cleanly(tmp_path, capsys):
     assert main(["-q", "data", "show", str(tmp_path)]) == 2
 
 
-def test_quickstart_runs_and_resumes(tmp_path, capsys):
+def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
+    from armani.quickstart import PROFILES
     out = tmp_path / "qs"
     args = ["-q", "quickstart", "--out", str(out), "--n", "120", "--size", "32", "--profile", "tiny"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     stages = ["synth", "check", "preview", "segmenter", "maskclip", "vqgan", "sketch-vq", "tokenize",
-              "transformer", "evaluate", "export", "generate"]
+              "transformer", "evaluate", "export", "generate", "colours"]
     assert list(summary["stage_seconds"]) == stages
     assert summary["total_seconds"] == pytest.approx(sum(summary["stage_seconds"].values()), abs=0.05)
     assert summary["dataset"]["samples"] == 120 and (out / "preview.png").is_file()
     m = summary["metrics"]
     assert 0 <= m["segmenter"]["miou"] <= 1 and m["vqgan"]["psnr"] > 0 and m["transformer"]["text"] > 0
+    assert all(m[k]["stopped_by"] == "max_steps" and m[k]["steps"] == m[k]["planned_steps"] == 2
+               for k in ("segmenter", "maskclip", "vqgan", "sketch-vq", "transformer"))
+    assert summary["capped"] == {} and m["vqgan"]["colour_error"] > 0
+    col = summary["colours"]
+    assert len(col["colours"]) == 13 and all(len(r["got"]) == 4 for r in col["colours"])
+    assert m["generation"]["colour_accuracy"] == col["accuracy"]
     assert set(summary["generation"]["sheets"]) == {"text", "text+sketch", "text+partial", "sketch", "partial"}
     report = (out / "report.html").read_text()
     for f in summary["generation"]["sheets"].values():
         assert (out / f).is_file() and f in report
+    assert "<h2>Colours</h2>" in report and "a navy skirt" in report and "Warning" not in report
     assert (out / "model" / "armani.json").is_file()
     assert main(["-q", "generate", "--model", str(out / "model"), "--text", "a blue dress", "--n", "2",
                  "--out", str(tmp_path / "gen")]) == 0
@@ -73,7 +81,17 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("done already") == len(stages) - 2 and "[transformer]" in printed
     assert main(["-q", "quickstart", "--out", str(out), "--n", "50", "--size", "32"]) == 2  # settings differ
+    # A stage stopped by its time cap instead of its steps is flagged in the summary, the report
+    # and the last lines printed.
+    tiny = json.loads(json.dumps(PROFILES["tiny"]))
+    tiny["transformer"]["train"].update(max_steps=50, max_minutes=0.0)
+    monkeypatch.setitem(PROFILES, "tiny", tiny)
     assert main(args + ["--fresh"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["capped"]) == ["transformer"] and "step 1 of 50" in summary["capped"]["transformer"]
+    assert summary["metrics"]["transformer"]["stopped_by"] == "max_minutes"
+    assert "Warning: transformer stopped by its 0-minute cap" in (out / "report.html").read_text()
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("warning: transformer stopped by")
 
 
 def test_module_entry_point():

@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 
 from armani.checkpoint import load_bundle, save_bundle
 from armani.cli import main
+from armani.data.vocab import COLORS
 from armani.losses.vq import VGG16Features, adaptive_weight, hinge_d_loss, load_vgg16
 from armani.models.quantize import VectorQuantizer
 from armani.models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
@@ -185,7 +186,8 @@ def test_keep_cells():
 
 def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsys):
     vq_model = {"image_size": 48, "channels": [8, 8, 16, 16], "z_channels": 16, "num_codes": 32, "code_dim": 4}
-    cfg = _write_cfg(tmp_path / "v.json", vq_model, {"disc_start": 1, "disc_width": 8, "disc_layers": 2}, steps=3)
+    cfg = _write_cfg(tmp_path / "v.json", vq_model, {"disc_start": 1, "disc_width": 8, "disc_layers": 2,
+                                                     "colour_weight": 3.0}, steps=3)
     run = tmp_path / "vq"
     args = ["-q", "train", "vqgan", "--data", str(synth_ds), "--out", str(run), "--config", cfg,
             "--maskclip", str(tiny_parents / "clip"), "--segmenter", str(tiny_parents / "seg")]
@@ -195,7 +197,7 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
     resolved = json.loads((run / "config.json").read_text())
     assert resolved["loss"]["lambda1"] == 0.9 and "segmenter" in resolved["perceptual_network"]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {"usage", "perplexity", "semantic", "l1", "perceptual"} <= set(rows[0])
+    assert {"usage", "perplexity", "semantic", "l1", "perceptual", "colour"} <= set(rows[0])
     assert 0 < rows[0]["semantic_grad_share"] < 1 and -1 <= rows[0]["semantic_grad_cos"] <= 1  # probed at step 0
     assert "g_loss" in rows[-1]  # the discriminator switched on at step 1
     ck = max((run / "checkpoints").iterdir())
@@ -240,10 +242,27 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
         if name == "img":
             assert 0 <= rep["text_code_change"] <= 1 and 0 <= rep["text_code_change_removed"] <= 1
             assert 0 <= rep["maskclip_score"] <= 100 and 0 <= rep["maskclip_score_real"] <= 100
+            assert rep["colour_error"] > 0 and 0 <= rep["colour_kept"] <= 1
+            by = rep["colour_by_name"]  # per SynthFashion colour name, every image counted once
+            assert sum(d["images"] for d in by.values()) == rep["samples"] and set(by) <= set(COLORS)
         else:
             assert rep["text_code_change"] is None and rep["maskclip_score"] is None  # no fusion, no parents
+            assert "colour_error" not in rep
     out = capsys.readouterr().out
-    assert "PSNR" in out and "codes changed by the caption" in out
+    assert "PSNR" in out and "codes changed by the caption" in out and "CIEDE2000" in out
+
+
+def test_colour_loss_sees_hue_not_detail():
+    from armani.losses.vq import colour_loss
+    red = torch.tensor([200, 30, 36.]).view(1, 3, 1, 1) / 127.5 - 1
+    orange = torch.tensor([242, 122, 32.]).view(1, 3, 1, 1) / 127.5 - 1
+    x = red.expand(2, 3, 16, 16).clone()
+    assert colour_loss(x, x.clone()) == 0
+    noise = x + 0.2 * torch.randn(2, 3, 16, 16).sign()  # fine detail averages out within 8 x 8 blocks
+    shifted = orange.expand(2, 3, 16, 16).clone().requires_grad_(True)
+    assert colour_loss(x, shifted) > 5 * colour_loss(x, noise)
+    colour_loss(x, shifted).backward()
+    assert shifted.grad.abs().sum() > 0
 
 
 def test_cli_vqgan_errors(synth_ds, tiny_parents, tmp_path, capsys):

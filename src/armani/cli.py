@@ -153,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     e3.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
     e3.set_defaults(func=cmd_eval_recon)
 
+    ec = evs.add_parser("colours", help="text-only generation for the 13 colours; the asked colour's share, read "
+                        "from the pixels")
+    ec.add_argument("--model", type=Path, default=None, help="pipeline folder or stage-2 run (default: the "
+                    "shipped model)")
+    ec.add_argument("--samples", type=_positive, default=4, help="images per colour (default 4)")
+    ec.add_argument("--seed", type=int, default=0)
+    ec.add_argument("--json", type=Path, default=None)
+    ec.set_defaults(func=cmd_eval_colours)
     e4 = evs.add_parser("judge", help="the attribute judge's accuracy on real held-out images")
     e4.add_argument("--model", type=Path, required=True, help="judge run or bundle")
     e4.add_argument("--data", type=Path, required=True)
@@ -278,6 +286,10 @@ def cmd_quickstart(args) -> int:
     print(f"quickstart finished in {summary['total_seconds']:.1f} s: report {args.out / 'report.html'}, "
           f"summary {args.out / 'summary.json'}, model {args.out / 'model'} "
           f"(try: armani generate --model {args.out / 'model'} --text \"a red T-shirt with a white logo\")")
+    if summary.get("colours"):
+        print(f"colours: the asked colour in {summary['colours']['accuracy']:.0%} of text-only samples")
+    for kind, why in (summary.get("capped") or {}).items():
+        print(f"warning: {kind} {why}")
     return 0
 
 
@@ -442,8 +454,27 @@ def cmd_eval_recon(args) -> int:
     if rep["maskclip_score"] is not None:
         print(f"MaskCLIP score of the reconstructions {rep['maskclip_score']:.2f} "
               f"(originals {rep['maskclip_score_real']:.2f})")
+    if rep.get("colour_error") is not None:
+        print(f"colour: mean CIEDE2000 {rep['colour_error']:.2f} between original and reconstructed garment, "
+              f"main colour kept in {rep['colour_kept']:.1%}")
+        for name, d in (rep["colour_by_name"] or {}).items():
+            print(f"  {name:7s} CIEDE2000 {d['colour_error']:5.2f}, kept {d['colour_kept']:.0%} ({d['images']} images)")
     if args.grid:
         print(f"wrote {args.grid}")
+    _write_json(args.json, rep)
+    return 0
+
+
+def cmd_eval_colours(args) -> int:
+    from .eval.colour import evaluate_colours
+    from .pipeline import load
+    from .progress import bar
+    g = load(args.model)
+    with bar(13, "eval colours", "prompt", args.quiet) as pb:
+        rep = evaluate_colours(g, args.samples, args.seed, progress=pb.update)
+    print(f"asked colour in {rep['accuracy']:.1%} of {rep['samples']} samples (colour read from the pixels)")
+    for r in rep["colours"]:
+        print(f"  {r['colour']:7s} {r['accuracy']:4.0%}  {r['prompt']!r:24s} -> {', '.join(r['got'])}")
     _write_json(args.json, rep)
     return 0
 

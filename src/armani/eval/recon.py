@@ -12,6 +12,11 @@ reports the MaskCLIP score (100 x max(D, 0), D the token-wise similarity of the 
 the segmenter's part mask) of the reconstructions, `maskclip_score`, and of the originals,
 `maskclip_score_real`: what the stage-1 semantic loss (eq. 10) asks the reconstructions to keep.
 
+For image tokenizers it reports colour (`ColourTally`): `colour_error`, the mean CIEDE2000
+between the garment's mean colour in the original and in the reconstruction,
+`colour_kept`, the share of reconstructions whose main colour name is the original's, and
+both per colour name (`colour_by_name`) on datasets that record one.
+
 PSNR and SSIM are computed on images scaled to [0, 1] (peak 1). SSIM is the usual one
 (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, averaged over
 channels and the valid (unpadded) window positions, then over images.
@@ -30,6 +35,7 @@ from torch.utils.data import DataLoader
 from ..data.dataset import GarmentDataset
 from ..data.format import read_meta
 from ..data.io import encode_png_rgb, write_bytes
+from .colour import colour_error, garment_pixels, main_colour
 from ..models.quantize import perplexity_of
 from ..tokenize import load_stage1
 
@@ -84,6 +90,8 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
     probe = {"positions": 0, "swapped": 0, "fused": 0, "removed": 0}
     scored = not sketch and st.maskclip is not None and st.segmenter is not None
     ms, ms_real = [], []
+    colour = ColourTally()
+    seen = 0
     for batch in loader:
         x = batch["sketch"] * 2 - 1 if sketch else batch["image"]
         masks = batch["mask"].clone()
@@ -101,6 +109,10 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
             ms.append(_maskclip_score(st, rec, batch["text"], batch["text_len"]))
             ms_real.append(_maskclip_score(st, x, batch["text"], batch["text_len"]))
         a, b = (x + 1) / 2, (rec + 1) / 2
+        if not sketch:
+            names = [(ds.index[seen + j].get("attributes") or {}).get("color") for j in range(len(x))]
+            colour.add(a, b, masks, batch["has_mask"], names)
+        seen += len(x)
         ps.append(psnr(a, b))
         ss.append(ssim(a, b))
         counts += torch.bincount(idx.flatten(), minlength=cfg.num_codes)
@@ -117,13 +129,49 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
            "text_code_change": probe["swapped"] / probe["positions"] if probe["positions"] else None,
            "text_code_change_removed": probe["removed"] / probe["fused"] if probe["fused"] else None,
            "maskclip_score": float(torch.cat(ms).mean()) if scored else None,
-           "maskclip_score_real": float(torch.cat(ms_real).mean()) if scored else None}
+           "maskclip_score_real": float(torch.cat(ms_real).mean()) if scored else None,
+           **({} if sketch else colour.report())}
     if grid:
         orig = torch.cat([o for o, _ in shown])[:grid_n]
         recs = torch.cat([r for _, r in shown])[:grid_n]
         write_bytes(grid, encode_png_rgb(_grid(orig, recs)))
         rep["grid"] = str(grid)
     return rep
+
+
+class ColourTally:
+    """The colour figure of `evaluate_recon`: per image, the CIEDE2000 between the mean colour
+    of the garment's pixels (its part mask > 0, or pixels unlike the backdrop when it has no
+    mask) in the original and in the reconstruction, and whether the reconstruction keeps the
+    main colour name that `eval.colour.main_colour` reads from the original; per colour name
+    when the dataset records one (SynthFashion's `attributes.color`)."""
+
+    def __init__(self):
+        self.rows: list[tuple[str | None, float, bool]] = []
+
+    def add(self, orig: torch.Tensor, rec: torch.Tensor, masks: torch.Tensor, has_mask: torch.Tensor,
+            names: list) -> None:
+        def u8(t):
+            return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        o, r = u8(orig), u8(rec)
+        for j in range(len(o)):
+            m = masks[j].cpu().numpy() > 0 if bool(has_mask[j]) else garment_pixels(o[j])
+            if not m.any():
+                continue
+            self.rows.append((names[j], colour_error(o[j], r[j], m), main_colour(o[j], m) == main_colour(r[j], m)))
+
+    def report(self) -> dict:
+        if not self.rows:
+            return {"colour_error": None, "colour_kept": None, "colour_by_name": None}
+        by: dict[str, list] = {}
+        for name, de, kept in self.rows:
+            if name:
+                by.setdefault(name, []).append((de, kept))
+        return {"colour_error": float(np.mean([r[1] for r in self.rows])),
+                "colour_kept": float(np.mean([r[2] for r in self.rows])),
+                "colour_by_name": {k: {"images": len(v), "colour_error": float(np.mean([d for d, _ in v])),
+                                       "colour_kept": float(np.mean([c for _, c in v]))}
+                                   for k, v in sorted(by.items())} or None}
 
 
 def _maskclip_score(st, images: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,8 @@ class VQGANLossConfig:
     semantic_every: int = 1         # compute the semantic loss every N steps (0: never)
     semantic: str = "similarity"    # eq. 10: 1 - D of matched pairs, or "contrastive": MaskCLIP's symmetric
                                     # cross entropy over the batch (cost 2-3 dB PSNR here: docs/results.md)
+    colour_weight: float = 0.0      # low-frequency colour term (`colour_loss`): weight, 0 = off
+    colour_pool: int = 8            # its block size in pixels (8: one colour per latent cell of a 64 px f8 model)
     probe_every: int = 50           # log the semantic loss's gradient share every N steps (0: never)
     balance_edges: bool = False     # sketches: weight edge and background pixels equally in L1
 
@@ -46,6 +48,31 @@ def balanced_l1(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     n_edge = edge.sum().clamp(min=1)
     n_bg = (~edge).sum().clamp(min=1)
     return 0.5 * (err[edge].sum() / n_edge + err[~edge].sum() / n_bg)
+
+
+_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
+_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sRGB in [-1, 1] -> CIELAB (D65), differentiable; the same conversion as
+    `eval.colour.rgb_to_lab`."""
+    c = ((x.float() + 1) / 2).clamp(0, 1)
+    c = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp(min=1e-6) ** 2.4)
+    m = torch.tensor(_XYZ, device=x.device) / torch.tensor(_WHITE, device=x.device)[:, None]
+    xyz = torch.einsum("ij,bjhw->bihw", m, c)
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = torch.where(xyz > eps, xyz.clamp(min=eps) ** (1 / 3), (kappa * xyz + 16) / 116)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def colour_loss(x: torch.Tensor, recon: torch.Tensor, pool: int = 8) -> torch.Tensor:
+    """L1 in CIELAB (divided by 100) between `pool` x `pool` block means of the original and
+    the reconstruction: the low-frequency colour the eye reads as the garment's, which the
+    per-pixel L1 weighs no more than any edge and the segmenter's features not at all."""
+    if pool > 1:
+        x, recon = F.avg_pool2d(x.float(), pool), F.avg_pool2d(recon.float(), pool)
+    return (rgb_to_lab(x) - rgb_to_lab(recon)).abs().mean() / 100.0
 
 
 def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

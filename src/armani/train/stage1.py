@@ -19,6 +19,7 @@ from ..losses.vq import (
     VQGANLossConfig,
     adaptive_weight,
     balanced_l1,
+    colour_loss,
     hinge_d_loss,
     load_vgg16,
     semantic_term,
@@ -149,6 +150,10 @@ class VQGANTask(Task):
             p = fz.perceptual(recon, x.float())
             rec = rec + lc.perceptual_weight * p
             terms["perceptual"] = p.detach()
+        if lc.colour_weight > 0 and not self.sketch:
+            c = colour_loss(x, recon, lc.colour_pool)
+            rec = rec + lc.colour_weight * c
+            terms["colour"] = c.detach()
         vq = rec + out["codebook"] + out["commit"]
         zero = recon.sum() * 0
         d_loss = zero
