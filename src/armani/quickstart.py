@@ -34,13 +34,14 @@ from .progress import bar
 # Overrides of the CPU presets per stage: {"model": ..., "loss": ..., "train": ...}.
 PROFILES: dict[str, dict[str, dict]] = {
     "default": {  # steps-bound: the caps are safety nets, at about 2.5x each stage's time on 2 cores
-        "segmenter": {"train": {"max_steps": 150, "max_minutes": 2, "checkpoint_every": 50}},
+        "segmenter": {"train": {"max_steps": 100, "max_minutes": 1.5, "checkpoint_every": 50}},
         "maskclip": {"train": {"max_steps": 150, "batch_size": 32, "max_minutes": 2, "checkpoint_every": 50}},
         "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8},
                   "train": {"max_steps": 1000, "max_minutes": 15, "checkpoint_every": 100}},
         "sketch-vq": {"train": {"max_steps": 100, "max_minutes": 1.5, "checkpoint_every": 50}},
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4},
-                        "train": {"max_steps": 400, "max_minutes": 8, "checkpoint_every": 100}},
+                        "train": {"max_steps": 400, "lr": 0.002, "warmup_steps": 30, "max_minutes": 8,
+                                  "checkpoint_every": 100}},
     },
     "tiny": {
         "segmenter": {"model": {"channels": [4, 8]}, "train": {"max_steps": 2, "batch_size": 8}},
