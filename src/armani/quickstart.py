@@ -9,8 +9,8 @@ Each stage leaves its time in `summary.json` when it ends, so a re-run skips fin
 stages; an interrupted training stage resumes from its last checkpoint. `--fresh` starts
 over. The stage budgets (the `default` profile) are the CPU presets cut short so that the
 whole run fits in about 12 minutes on a 2-core CPU, most of it spent on stage 1, whose
-colours need the steps; every stage is bound by its steps, and its time cap (about 2.5x
-its time here) only guards against a much slower machine: a stage stopped by its cap is
+colours need the steps; every stage is bound by its steps, and its time cap (at least
+twice its time here) only guards against a much slower machine: a stage stopped by its cap is
 flagged in `summary.json` (`capped`), `report.html` and the last lines printed. Each
 stage's overrides of its preset are written to `configs/` (and its resolved config to its
 run's `config.json`). The `tiny`
@@ -33,7 +33,7 @@ from .progress import bar
 
 # Overrides of the CPU presets per stage: {"model": ..., "loss": ..., "train": ...}.
 PROFILES: dict[str, dict[str, dict]] = {
-    "default": {  # steps-bound: the caps are safety nets, at about 2.5x each stage's time on 2 cores
+    "default": {  # steps-bound: the caps are safety nets, at least twice each stage's time on 2 cores
         "segmenter": {"train": {"max_steps": 100, "max_minutes": 1.5, "checkpoint_every": 50}},
         "maskclip": {"train": {"max_steps": 150, "batch_size": 32, "max_minutes": 2, "checkpoint_every": 50}},
         "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8},
