@@ -61,3 +61,12 @@ def test_colour_prompts_cover_every_colour():
     p = colour_prompts()
     assert [c for c, _ in p] == list(NAMES) and all(c in text for c, text in p)
     assert "an orange" in dict(p)["orange"]
+
+
+def test_torch_lab_matches_numpy_lab():
+    import torch
+
+    from armani.losses.vq import rgb_to_lab as torch_lab
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3))
+    t = torch_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1).permute(0, 2, 3, 1).numpy()
+    assert np.abs(t - rgb_to_lab(rgb)).max() < 1e-3
