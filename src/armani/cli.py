@@ -466,11 +466,11 @@ def cmd_eval_recon(args) -> int:
 
 
 def cmd_eval_colours(args) -> int:
-    from .eval.colour import evaluate_colours
+    from .eval.colour import NAMES, evaluate_colours
     from .pipeline import load
     from .progress import bar
     g = load(args.model)
-    with bar(13, "eval colours", "prompt", args.quiet) as pb:
+    with bar(len(NAMES), "eval colours", "prompt", args.quiet) as pb:
         rep = evaluate_colours(g, args.samples, args.seed, progress=pb.update)
     print(f"asked colour in {rep['accuracy']:.1%} of {rep['samples']} samples (colour read from the pixels)")
     for r in rep["colours"]:

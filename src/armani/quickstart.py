@@ -200,8 +200,8 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
         summary["generation"] = generate_report_grids(out, data, cfg.samples, cfg.seed, cfg.quiet)
 
     def colours() -> None:
-        from .eval.colour import evaluate_colours
-        with bar(13, "colours", "prompt", cfg.quiet) as pb:
+        from .eval.colour import NAMES, evaluate_colours
+        with bar(len(NAMES), "colours", "prompt", cfg.quiet) as pb:
             rep = evaluate_colours(out / "model", cfg.samples, cfg.seed, progress=pb.update)
         summary["colours"] = rep
         metrics.setdefault("generation", {})["colour_accuracy"] = rep["accuracy"]

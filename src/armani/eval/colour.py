@@ -24,16 +24,17 @@ BACKDROP_DE = 12.0
 #: Below this share of garment pixels the garment is taken to be white (it blends into the backdrop).
 MIN_GARMENT = 0.04
 _SHADES = (0.8, 0.9, 1.0, 1.05)  # the renderer's light and folds scale colours by about this much
+#: Linear sRGB -> CIE XYZ, and the D65 white point (shared with the training loss's conversion).
+SRGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750),
+               (0.0193339, 0.1191920, 0.9503041))
+D65_WHITE = (0.95047, 1.0, 1.08883)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) sRGB in 0..255 -> (..., 3) CIELAB (D65)."""
     c = np.asarray(rgb, np.float64) / 255.0
     c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                  [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
-    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    xyz = c @ np.array(SRGB_TO_XYZ).T / np.array(D65_WHITE)
     eps, kappa = 216 / 24389, 24389 / 27
     f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)

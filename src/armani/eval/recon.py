@@ -35,9 +35,9 @@ from torch.utils.data import DataLoader
 from ..data.dataset import GarmentDataset
 from ..data.format import read_meta
 from ..data.io import encode_png_rgb, write_bytes
-from .colour import colour_error, garment_pixels, main_colour
 from ..models.quantize import perplexity_of
 from ..tokenize import load_stage1
+from .colour import colour_error, garment_pixels, main_colour
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

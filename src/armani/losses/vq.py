@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from ..eval.colour import D65_WHITE, SRGB_TO_XYZ
 from .contrastive import pair_similarity, tokenwise_contrastive_loss
 
 
@@ -50,16 +51,12 @@ def balanced_l1(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     return 0.5 * (err[edge].sum() / n_edge + err[~edge].sum() / n_bg)
 
 
-_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
-_WHITE = (0.95047, 1.0, 1.08883)
-
-
 def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) sRGB in [-1, 1] -> CIELAB (D65), differentiable; the same conversion as
     `eval.colour.rgb_to_lab`."""
     c = ((x.float() + 1) / 2).clamp(0, 1)
     c = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp(min=1e-6) ** 2.4)
-    m = torch.tensor(_XYZ, device=x.device) / torch.tensor(_WHITE, device=x.device)[:, None]
+    m = torch.tensor(SRGB_TO_XYZ, device=x.device) / torch.tensor(D65_WHITE, device=x.device)[:, None]
     xyz = torch.einsum("ij,bjhw->bihw", m, c)
     eps, kappa = 216 / 24389, 24389 / 27
     f = torch.where(xyz > eps, xyz.clamp(min=eps) ** (1 / 3), (kappa * xyz + 16) / 116)
