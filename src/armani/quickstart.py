@@ -33,14 +33,14 @@ from .progress import bar
 
 # Overrides of the CPU presets per stage: {"model": ..., "loss": ..., "train": ...}.
 PROFILES: dict[str, dict[str, dict]] = {
-    "default": {  # steps-bound: the caps are safety nets, at least twice each stage's time on 2 cores
-        "segmenter": {"train": {"max_steps": 100, "max_minutes": 1.5, "checkpoint_every": 50}},
-        "maskclip": {"train": {"max_steps": 150, "batch_size": 32, "max_minutes": 2, "checkpoint_every": 50}},
+    "default": {  # steps-bound: the caps are safety nets, 2.5-7x each stage's time on 2 cores
+        "segmenter": {"train": {"max_steps": 100, "max_minutes": 3, "checkpoint_every": 50}},
+        "maskclip": {"train": {"max_steps": 150, "batch_size": 32, "max_minutes": 3, "checkpoint_every": 50}},
         "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8},
                   "train": {"max_steps": 1000, "max_minutes": 15, "checkpoint_every": 100}},
-        "sketch-vq": {"train": {"max_steps": 100, "max_minutes": 1.5, "checkpoint_every": 50}},
+        "sketch-vq": {"train": {"max_steps": 100, "max_minutes": 2, "checkpoint_every": 50}},
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4},
-                        "train": {"max_steps": 400, "lr": 0.002, "warmup_steps": 30, "max_minutes": 8,
+                        "train": {"max_steps": 400, "lr": 0.002, "warmup_steps": 30, "max_minutes": 10,
                                   "checkpoint_every": 100}},
     },
     "tiny": {
