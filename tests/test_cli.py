@@ -68,9 +68,15 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
     for f in summary["generation"]["sheets"].values():
         assert (out / f).is_file() and f in report
     assert "<h2>Colours</h2>" in report and "a navy skirt" in report and "Warning" not in report
-    assert (out / "model" / "armani.json").is_file()
+    assert json.loads((out / "model" / "armani.json").read_text())["sampling"]["temperature"] == 1.0
     assert main(["-q", "generate", "--model", str(out / "model"), "--text", "a blue dress", "--n", "2",
                  "--out", str(tmp_path / "gen")]) == 0
+    # The exported folder's MaskCLIP component finds the pipeline's tokenizer (it has none of its own).
+    assert main(["-q", "eval", "generate", "--model", str(out / "model"), "--data", str(out / "data"), "--n", "2",
+                 "--json", str(tmp_path / "gen.json")]) == 0
+    assert json.loads((tmp_path / "gen.json").read_text())["maskclip_score"] is not None
+    assert main(["-q", "eval", "alignment", "--model", str(out / "model" / "maskclip"), "--data", str(out / "data"),
+                 "--max-samples", "8"]) == 0
     capsys.readouterr()
     assert main(args) == 0
     assert capsys.readouterr().out.count("done already") == len(stages)
@@ -82,14 +88,17 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
     assert printed.count("done already") == len(stages) - 2 and "[transformer]" in printed
     assert main(["-q", "quickstart", "--out", str(out), "--n", "50", "--size", "32"]) == 2  # settings differ
     # A stage stopped by its time cap instead of its steps is flagged in the summary, the report
-    # and the last lines printed.
+    # and the last lines printed; a profile's sampling settings go into the exported model.
     tiny = json.loads(json.dumps(PROFILES["tiny"]))
     tiny["transformer"]["train"].update(max_steps=50, max_minutes=0.0)
+    tiny["sampling"] = {"temperature": 0.5}
     monkeypatch.setitem(PROFILES, "tiny", tiny)
     assert main(args + ["--fresh"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["capped"]) == ["transformer"] and "step 1 of 50" in summary["capped"]["transformer"]
     assert summary["metrics"]["transformer"]["stopped_by"] == "max_minutes"
+    assert json.loads((out / "model" / "armani.json").read_text())["sampling"]["temperature"] == 0.5
+    assert summary["generation"]["sampling"]["temperature"] == 0.5
     assert "Warning: transformer stopped by its 0-minute cap" in (out / "report.html").read_text()
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("warning: transformer stopped by")
 

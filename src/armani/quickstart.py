@@ -42,6 +42,11 @@ PROFILES: dict[str, dict[str, dict]] = {
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4},
                         "train": {"max_steps": 400, "lr": 0.002, "warmup_steps": 30, "max_minutes": 10,
                                   "checkpoint_every": 100}},
+        # Written into the exported model's armani.json. At 400 steps the Transformer's
+        # distribution is broad; temperature 0.7 took the asked colour from 78.5% to 83.0% and
+        # the judge's attribute accuracy from 58.1% to 62.3%, for 11% less pixel variety
+        # between samples (docs/results.md, "Sampling temperature").
+        "sampling": {"temperature": 0.7},
     },
     "tiny": {
         "segmenter": {"model": {"channels": [4, 8]}, "train": {"max_steps": 2, "batch_size": 8}},
@@ -193,7 +198,7 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
 
     def export() -> None:
         from .pipeline import export as export_pipeline
-        export_pipeline(runs / "transformer", out / "model",
+        export_pipeline(runs / "transformer", out / "model", sampling=PROFILES[cfg.profile].get("sampling"),
                         about={"trained_by": f"armani quickstart (profile {cfg.profile}, n {cfg.n}, seed {cfg.seed})"})
 
     def generate() -> None:

@@ -58,6 +58,15 @@ class CaptionTokenizer:
             raise FileNotFoundError(f"tokenizer file not found: {path}")
         return cls(Tokenizer.from_file(os.fspath(path)))
 
+    @classmethod
+    def of_bundle(cls, bundle_dir: str | os.PathLike) -> CaptionTokenizer:
+        """The tokenizer of a MaskCLIP bundle: its own `tokenizer.json`, or, for a component of
+        an exported pipeline folder, the pipeline's one (`model/maskclip` -> `model/tokenizer.json`)."""
+        d = Path(bundle_dir)
+        if not (d / "tokenizer.json").is_file() and (d.parent / "armani.json").is_file():
+            return cls.from_file(d.parent / "tokenizer.json")
+        return cls.from_file(d / "tokenizer.json")
+
     def save(self, path: str | os.PathLike) -> None:
         self.tok.save(os.fspath(path))
 

@@ -53,7 +53,7 @@ def words_with_tokens(tok: CaptionTokenizer, text: str, max_len: int) -> list[tu
 
 def load_maskclip(path: str | os.PathLike):
     b = load_bundle(path, "maskclip")
-    tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
+    tok = CaptionTokenizer.of_bundle(b.path)
     return b, tok
 
 

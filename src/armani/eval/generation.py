@@ -102,7 +102,7 @@ class MaskCLIPScorer:
         mc = load_bundle(maskclip, "maskclip", device)
         self.maskclip = mc.model.eval()
         self.segmenter = load_bundle(segmenter, "segmenter", device).model.eval()
-        self.tokenizer = CaptionTokenizer.from_file(mc.path / "tokenizer.json")
+        self.tokenizer = CaptionTokenizer.of_bundle(mc.path)
         self.device = torch.device(device)
 
     @torch.no_grad()
