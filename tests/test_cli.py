@@ -69,12 +69,46 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
         assert (out / f).is_file() and f in report
     assert "<h2>Colours</h2>" in report and "a navy skirt" in report and "Warning" not in report
     assert json.loads((out / "model" / "armani.json").read_text())["sampling"]["temperature"] == 1.0
+    # The model card: data, components, the quickstart's figures; no path of this machine anywhere.
+    card = (out / "model" / "README.md").read_text()
+    assert "dataset `synthfashion`" in card and "120 samples" in card and "| transformer |" in card
+    assert "| generation | colour_accuracy |" in card and "| vqgan | psnr |" in card
+    assert not any(str(tmp_path) in f.read_text() for f in (out / "model").rglob("*") if f.suffix in (".json", ".md"))
+    assert main(["-q", "export", "--model", str(out), "--out", str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again" / "README.md").read_text()
+    assert "dataset `synthfashion`" in again and "| generation | colour_accuracy |" in again
     assert main(["-q", "generate", "--model", str(out / "model"), "--text", "a blue dress", "--n", "2",
                  "--out", str(tmp_path / "gen")]) == 0
     # The exported folder's MaskCLIP component finds the pipeline's tokenizer (it has none of its own).
     assert main(["-q", "eval", "generate", "--model", str(out / "model"), "--data", str(out / "data"), "--n", "2",
-                 "--json", str(tmp_path / "gen.json")]) == 0
-    assert json.loads((tmp_path / "gen.json").read_text())["maskclip_score"] is not None
+                 "--samples", "2", "--temperature", "0.5", "--json", str(tmp_path / "gen.json")]) == 0
+    rep = json.loads((tmp_path / "gen.json").read_text())
+    assert rep["maskclip_score"] is not None and rep["sampling"]["temperature"] == 0.5
+    assert 0 < rep["sample_variety"] < 1 and rep["ci95"]["sample_variety"]
+    # Every command that takes --model takes a quickstart folder, a pipeline folder and a run alike.
+    rec = json.loads((out / "data" / "index.jsonl").read_text().splitlines()[0])
+    img, mask = str(out / "data" / rec["image"]), str(out / "data" / rec["mask"])
+    runs = out / "runs"
+    commands = {"transformer": [["generate", "--text", "a dress", "--n", "1", "--out", str(tmp_path / "g")],
+                                ["eval", "colours", "--samples", "1"],
+                                ["eval", "generate", "--data", str(out / "data"), "--n", "2",
+                                 "--html", str(tmp_path / "g.html")],
+                                ["export", "--out", str(tmp_path / "x")]],
+                "vqgan": [["eval", "recon", "--data", str(out / "data"), "--max-samples", "4"]],
+                "maskclip": [["eval", "alignment", "--data", str(out / "data"), "--max-samples", "4"],
+                             ["align", "--image", img, "--mask", mask, "--text", "a shirt with a collar",
+                              "--out", str(tmp_path / "a.png")]],
+                "segmenter": [["eval", "segmenter", "--data", str(out / "data")]]}
+    for run, cmds in commands.items():
+        for cmd in cmds:
+            for model in (out, out / "model", runs / run):
+                assert main(["-q", *cmd, "--model", str(model)]) == 0, (cmd, model)
+    capsys.readouterr()
+    assert main(["-q", "eval", "colours", "--model", str(out / "model"), "--samples", "1", "--temperature", "0",
+                 "--json", str(tmp_path / "col.json")]) == 0
+    rep = json.loads((tmp_path / "col.json").read_text())
+    assert rep["sampling"]["temperature"] == 0 and len(rep["colours"]) == 13
+    assert main(["-q", "eval", "colours", "--model", str(out / "model"), "--top-p", "2"]) == 2
     assert main(["-q", "eval", "alignment", "--model", str(out / "model" / "maskclip"), "--data", str(out / "data"),
                  "--max-samples", "8"]) == 0
     capsys.readouterr()
@@ -116,3 +150,23 @@ def test_readme_commands_match_ci():
     assert "torch==2.13.0" in first and "armani quickstart" in first
     assert "torch==2.13.0" in second and "pytest" in second
     assert second in (REPO / ".ci" / "run").read_text()
+
+
+def test_generate_bad_input_and_many_images(tmp_path, capsys):
+    out = tmp_path / "gen"
+    # Not UTF-8 (a byte the terminal could not decode arrives as a lone surrogate).
+    assert main(["-q", "generate", "--text", "a red dress \udcff", "--n", "1", "--out", str(out)]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
+    (tmp_path / "file.png").write_bytes(b"x")
+    assert main(["-q", "generate", "--text", "a red dress", "--n", "1", "--out", str(tmp_path / "file.png")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    # More images than one batch: drawn batch by batch, so --n 18 begins with --n 16's images.
+    assert main(["-q", "generate", "--text", "an emerald velvet kimono", "--n", "18", "--seed", "4",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "does not know" in err and "emerald" in err and "kimono" in err
+    assert len(list(out.glob("sample-*.png"))) == 18
+    assert main(["-q", "generate", "--text", "an emerald velvet kimono", "--n", "16", "--seed", "4",
+                 "--out", str(tmp_path / "two")]) == 0
+    assert (out / "sample-15.png").read_bytes() == (tmp_path / "two" / "sample-15.png").read_bytes()
+    assert json.loads((out / "generation.json").read_text())["unknown_words"] == ["emerald", "velvet", "kimono"]

@@ -78,6 +78,20 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file through a temporary sibling and a rename: readers see the old or the new
+    text, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary sibling folder to fill: it replaces `path` when the block ends cleanly
@@ -126,9 +140,31 @@ def parent_records(parents: dict[str, str | os.PathLike]) -> dict[str, dict[str,
     return out
 
 
-def resolve_bundle(path: str | os.PathLike) -> Path:
-    """A bundle directory, or a run directory (its `model/`, else its newest checkpoint)."""
+PIPELINE_FILE = "armani.json"
+# The pipeline component each bundle kind stands for when a command is given a whole pipeline.
+KIND_COMPONENT = {"transformer": "transformer", "vqgan": "vqgan", "maskclip": "maskclip", "segmenter": "segmenter"}
+
+
+def pipeline_dir(path: str | os.PathLike) -> Path | None:
+    """The pipeline folder `path` names: itself, or a quickstart folder's `model/`; else None."""
     p = Path(path)
+    for d in (p, p / "model"):
+        if (d / PIPELINE_FILE).is_file():
+            return d
+    return None
+
+
+def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
+    """A bundle directory, a run directory (its `model/`, else its newest checkpoint), or, with
+    `kind`, a pipeline or quickstart folder (its component of that kind)."""
+    p = Path(path)
+    pipe = pipeline_dir(p) if kind is not None else None
+    if pipe is not None:
+        parts = json.loads((pipe / PIPELINE_FILE).read_text()).get("components", {})
+        name = parts.get(KIND_COMPONENT.get(kind, kind))
+        if not name:
+            raise FileNotFoundError(f"the pipeline at {pipe} has no {kind} model")
+        return pipe / name
     if (p / "config.json").is_file() and (p / WEIGHTS).is_file():
         return p
     if (p / "model" / WEIGHTS).is_file():
@@ -150,7 +186,7 @@ class Bundle:
 
 
 def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
-    b = resolve_bundle(path)
+    b = resolve_bundle(path, kind)
     try:
         meta = json.loads((b / "config.json").read_text())
     except json.JSONDecodeError as e:

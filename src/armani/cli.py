@@ -21,6 +21,32 @@ def _positive(v: str) -> int:
     return n
 
 
+def _report_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report-to", choices=("none", "tensorboard", "wandb"), default=None,
+                   help="live dashboard of losses, lr, throughput and sample grids (default: none; tensorboard "
+                   "needs the dashboards extra; wandb offline: WANDB_MODE=offline)")
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    """--temperature, --top-k, --top-p, --guidance: over the model's own sampling defaults."""
+    p.add_argument("--temperature", type=float, default=None, help="default: the model's (armani.json)")
+    p.add_argument("--top-k", type=int, default=None, help="0: no top-k filtering")
+    p.add_argument("--top-p", type=float, default=None, help="1: no nucleus filtering")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1: off)")
+
+
+def _load_sampled(args, device="cpu"):
+    """The model of args.model with the sampling flags over its defaults."""
+    from .pipeline import GenerationError, load, sampling_config
+    g = load(args.model, device)
+    g.sampling = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance)
+    try:
+        g.sampling.check()
+    except ValueError as e:
+        raise GenerationError(str(e)) from None
+    return g
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="armani", description="ARMANI: part-level garment-text alignment "
                                 "for cross-modal fashion design.")
@@ -106,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         x.add_argument("--batch-size", type=_positive, default=None)
         x.add_argument("--workers", type=int, default=None, help="data loader processes")
         x.add_argument("--seed", type=int, default=None)
+        _report_arg(x)
         if name == "maskclip":
             x.add_argument("--global", dest="global_loss", action="store_true",
                            help="train the pooled (global CLIP) baseline instead")
@@ -127,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     for flag, typ in (("--max-steps", _positive), ("--max-minutes", float), ("--batch-size", _positive),
                       ("--workers", int), ("--seed", int)):
         x.add_argument(flag, type=typ, default=None)
+    _report_arg(x)
     x.set_defaults(func=cmd_train, model="transformer")
 
     ev = sub.add_parser("eval", help="measure a trained model")
@@ -160,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     ec.add_argument("--samples", type=_positive, default=4, help="images per colour (default 4)")
     ec.add_argument("--seed", type=int, default=0)
     ec.add_argument("--json", type=Path, default=None)
+    _sampling_args(ec)
     ec.set_defaults(func=cmd_eval_colours)
     e4 = evs.add_parser("judge", help="the attribute judge's accuracy on real held-out images")
     e4.add_argument("--model", type=Path, required=True, help="judge run or bundle")
@@ -186,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     e5.add_argument("--clip", default=None, help="Hugging Face CLIP folder for CLIPScore (or ARMANI_CLIP)")
     e5.add_argument("--json", type=Path, default=None)
     e5.add_argument("--html", type=Path, default=None, help="page of samples (default: next to --json)")
+    _sampling_args(e5)
     e5.set_defaults(func=cmd_eval_generate)
     e6 = evs.add_parser("compare", help="a side-by-side judging page (the paper's human evaluation)")
     e6.add_argument("models", type=Path, nargs="+", help="two or more pipeline folders or stage-2 runs")
@@ -234,10 +264,7 @@ def _parser() -> argparse.ArgumentParser:
     gk.add_argument("--keep-mask", type=Path, default=None, help="PNG the size of the partial image, white = keep")
     g.add_argument("--n", type=_positive, default=8, help="images to generate (default 8)")
     g.add_argument("--seed", type=int, default=None, help="the same seed gives the same images")
-    g.add_argument("--temperature", type=float, default=None)
-    g.add_argument("--top-k", type=int, default=None, help="0: no top-k filtering")
-    g.add_argument("--top-p", type=float, default=None, help="1: no nucleus filtering")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1: off)")
+    _sampling_args(g)
     g.add_argument("--out", type=Path, default=Path("generated"))
     g.set_defaults(func=cmd_generate)
 
@@ -247,6 +274,16 @@ def _parser() -> argparse.ArgumentParser:
     xp.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     xp.add_argument("--note", default=None, help="how the model was made, recorded in armani.json")
     xp.set_defaults(func=cmd_export)
+
+    dm = sub.add_parser("demo", help="a web page to generate from a prompt, a drawn sketch and a partial image "
+                        "(needs the demo extra: pip install -e '.[demo]')")
+    dm.add_argument("--model", type=Path, default=None, help="pipeline folder, quickstart folder or stage-2 run "
+                    "(default: the shipped model)")
+    dm.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (default 127.0.0.1)")
+    dm.add_argument("--port", type=int, default=7860)
+    dm.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs a network)")
+    dm.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
+    dm.set_defaults(func=cmd_demo)
 
     al = sub.add_parser("align", help="draw which mask and image patches each word aligns to (Fig. 6)")
     al.add_argument("--model", type=Path, required=True, help="MaskCLIP run or bundle")
@@ -378,7 +415,7 @@ def cmd_train(args) -> int:
     from .train.stage2 import transformer_task
     from .train.tasks import maskclip_task, segmenter_task
     overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
-                 "workers": args.workers, "seed": args.seed}
+                 "workers": args.workers, "seed": args.seed, "report_to": args.report_to}
     source = {"data": str(args.data)} if hasattr(args, "data") else {"tokens": str(args.tokens)}
     if args.model == "transformer":
         task, tcfg = transformer_task(args.tokens, args.config, **overrides)
@@ -467,9 +504,8 @@ def cmd_eval_recon(args) -> int:
 
 def cmd_eval_colours(args) -> int:
     from .eval.colour import NAMES, evaluate_colours
-    from .pipeline import load
     from .progress import bar
-    g = load(args.model)
+    g = _load_sampled(args)
     with bar(len(NAMES), "eval colours", "prompt", args.quiet) as pb:
         rep = evaluate_colours(g, args.samples, args.seed, progress=pb.update)
     print(f"asked colour in {rep['accuracy']:.1%} of {rep['samples']} samples (colour read from the pixels)")
@@ -494,11 +530,12 @@ def cmd_eval_judge(args) -> int:
 
 
 def cmd_eval_generate(args) -> int:
-    from .eval.generation import METRICS, evaluate_generation
+    from .eval.generation import METRICS, default_device, evaluate_generation
     from .progress import bar
+    g = _load_sampled(args, default_device())
     html_path = args.html or (args.json.with_suffix(".html") if args.json else Path("eval_generate.html"))
     with bar(None, f"generate {args.task}", "img", args.quiet) as pb:
-        rep = evaluate_generation(args.model, args.data, args.task, args.split, args.n, args.samples, args.seed,
+        rep = evaluate_generation(g, args.data, args.task, args.split, args.n, args.samples, args.seed,
                                   args.judge, args.maskclip, args.segmenter, args.inception, args.clip,
                                   html_path=html_path, progress=pb.update)
     print(f"{args.task} on {rep['prompts']} {args.split} prompts x {rep['samples_per_prompt']}:")
@@ -572,11 +609,18 @@ def cmd_eval_alignment(args) -> int:
     return 0
 
 
+GENERATE_BATCH = 16  # images sampled at once; more are drawn batch by batch
+SHEET_MAX = 16       # samples shown on sheet.png
+
+
 def cmd_generate(args) -> int:
     import os
     from dataclasses import asdict
 
+    import numpy as np
+
     from .pipeline import generate_from, load, prepare, sampling_config
+    from .progress import bar
     from .sheet import Row, render, save_png
     box = None
     if args.keep_box is not None:
@@ -585,20 +629,42 @@ def cmd_generate(args) -> int:
             raise UserError(f"--keep-box must be x0,y0,x1,y1, got {args.keep_box!r}")
     if args.model is not None and not args.model.exists():
         raise UserError(f"--model: no such file or folder: {args.model}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out: {args.out} is a file; give a folder for the images")
+    if args.text is not None:
+        try:
+            args.text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError("--text is not valid UTF-8 text (check the terminal's encoding)") from None
     g = load(args.model)
     cond = prepare(g, args.text, args.sketch, args.sketch_from, args.partial, box, args.keep_mask)
+    unknown = g.tokenizer.unknown_words(args.text) if args.text else []
+    if unknown:
+        print(f"warning: words this model does not know (it reads them as noise): {', '.join(unknown)}",
+              file=sys.stderr)
     cfg = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance)
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise UserError(str(e)) from None
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little")
-    images = generate_from(g, cond, args.n, seed, cfg)
     args.out.mkdir(parents=True, exist_ok=True)
-    for i, im in enumerate(images):
-        save_png(im, args.out / f"sample-{i:02d}.png")
-    save_png(render([Row("", cond.text, cond.sketch, cond.partial, images)]), args.out / "sheet.png")
+    shown = []
+    with bar(args.n, "generate", "img", args.quiet or args.n <= GENERATE_BATCH) as pb:
+        for start in range(0, args.n, GENERATE_BATCH):
+            # The first batch uses the seed itself: --n 40 begins with the images of --n 16.
+            images = generate_from(g, cond, min(GENERATE_BATCH, args.n - start),
+                                   seed if start == 0 else seed * 1_000_003 + start, cfg)
+            for i, im in enumerate(images, start):
+                save_png(im, args.out / f"sample-{i:0{max(2, len(str(args.n - 1)))}d}.png")
+            shown += list(images[:max(0, SHEET_MAX - len(shown))])
+            pb.update(len(images))
+    save_png(render([Row("", cond.text, cond.sketch, cond.partial, np.stack(shown))]), args.out / "sheet.png")
     record = {"model": str(g.path), "text": cond.text, "sketch": str(args.sketch) if args.sketch else None,
               "sketch_from": str(args.sketch_from) if args.sketch_from else None,
               "partial": str(args.partial) if args.partial else None, "keep_box": args.keep_box,
               "keep_mask": str(args.keep_mask) if args.keep_mask else None, "n": args.n, "seed": seed,
-              "sampling": asdict(cfg)}
+              "sampling": asdict(cfg), "unknown_words": unknown}
     (args.out / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")
     return 0
@@ -609,6 +675,17 @@ def cmd_export(args) -> int:
     out = export(args.model, args.out, half=args.half, about={"note": args.note} if args.note else None)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import MissingExtra, launch
+    if args.model is not None and not args.model.exists():
+        raise UserError(f"--model: no such file or folder: {args.model}")
+    try:
+        launch(args.model, args.host, args.port, args.share, args.device)
+    except MissingExtra as e:
+        raise UserError(str(e)) from None
     return 0
 
 

@@ -29,6 +29,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
     mixed_precision: str = "no"    # "no" or "bf16"
+    report_to: str = "none"        # "none", "tensorboard" or "wandb": live dashboards (run/logs)
     checkpoint_every: int = 200
     keep_last: int = 2
     log_every: int = 10

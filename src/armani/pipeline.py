@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import WEIGHTS, atomic_dir, bundle_meta, load_bundle, resolve_bundle, state_tensors
+from .checkpoint import (PIPELINE_FILE, WEIGHTS, atomic_dir, bundle_meta, load_bundle, pipeline_dir, resolve_bundle,
+                         sha256_file, state_tensors)
 from .data.dataset import to_unit
 from .data.io import BadFile, read_image_strict
 from .data.tokenizer import CaptionTokenizer
@@ -38,7 +39,6 @@ from .sampling import SamplingConfig, sample_tokens
 from .tokenize import Stage1, keep_cells, load_stage1
 
 PIPELINE_FORMAT = "armani-pipeline/1"
-PIPELINE_FILE = "armani.json"
 # A pipeline folder's components and the bundle kind of each.
 COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch": "vqgan", "maskclip": "maskclip",
               "segmenter": "segmenter"}
@@ -115,30 +115,74 @@ def _load_pipeline(path: Path, device) -> Generator:
     return Generator(get("transformer"), image, sketch, tok, sampling, path, meta)
 
 
+def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
+    """name -> {"trained_steps", "last_training"} for each component, and the dataset facts,
+    from a stage-2 run (its bundles, their parents and the token folder) or a pipeline folder
+    (what its own files recorded at its export)."""
+    from .modelcard import dataset_facts, last_training_record
+    pipe = pipeline_dir(model)
+    if pipe is not None:
+        out = {}
+        for name, sub in g.info.get("components", {}).items():
+            c = json.loads((pipe / sub / "config.json").read_text())
+            out[name] = {k: c[k] for k in ("trained_steps", "last_training") if k in c}
+        return out, g.info.get("trained_on")
+    dirs: dict[str, Path] = {"transformer": resolve_bundle(model)}
+    metas = {"transformer": json.loads((dirs["transformer"] / "config.json").read_text())}
+    def follow(child: str, name: str, as_name: str | None = None) -> None:
+        rec = (metas.get(child, {}).get("parents") or {}).get(name)
+        try:
+            d = resolve_bundle(rec["path"]) if rec else None
+        except FileNotFoundError:
+            d = None
+        if d is not None:
+            dirs[as_name or name] = d
+            metas[as_name or name] = json.loads((d / "config.json").read_text())
+    follow("transformer", "vqgan")
+    follow("transformer", "sketch")
+    follow("vqgan", "maskclip")
+    follow("vqgan", "segmenter")
+    out = {}
+    for name, d in dirs.items():
+        last = last_training_record(d)
+        out[name] = {"trained_steps": metas[name].get("trained_steps"),
+                     "last_training": {k: v for k, v in (last or {}).items() if isinstance(v, (int, float))}}
+    return out, dataset_facts(metas["transformer"])
+
+
 def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False, sampling: dict | None = None,
-           about: dict | None = None) -> Path:
-    """Pack a stage-2 run (and every model it depends on) into one self-contained pipeline
-    folder. `half` stores float weights as float16 (half the size; loaded back as float32)."""
+           about: dict | None = None, measured: dict | None = None) -> Path:
+    """Pack a stage-2 run (and every model it depends on), a pipeline folder or a quickstart
+    folder into one self-contained pipeline folder with a model card (`README.md`). `half`
+    stores float weights as float16 (half the size; loaded back as float32); `measured`
+    (component -> figure -> value) goes into the card. No file names a path of this machine."""
+    from .modelcard import model_card
     g = load(model)
     mods = {"transformer": g.transformer, "vqgan": g.image.vq, "sketch": g.sketch.vq if g.sketch else None,
             "maskclip": g.image.maskclip, "segmenter": g.image.segmenter}
+    mods = {k: m for k, m in mods.items() if m is not None}
+    trained, data = _component_provenance(model, g)
     with atomic_dir(out) as tmp:
         for name, m in mods.items():
-            if m is None:
-                continue
             (tmp / name).mkdir()
             state = state_tensors(m)
             if half:
                 state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
             save_file(state, str(tmp / name / WEIGHTS))
-            (tmp / name / "config.json").write_text(json.dumps(bundle_meta(COMPONENTS[name], m.cfg), indent=2) + "\n")
+            cmeta = {**bundle_meta(COMPONENTS[name], m.cfg), **(trained.get(name) or {})}
+            (tmp / name / "config.json").write_text(json.dumps(cmeta, indent=2) + "\n")
         g.tokenizer.save(tmp / "tokenizer.json")
-        source = g.info.get("exported_from") if (Path(model) / PIPELINE_FILE).is_file() else str(resolve_bundle(model))
-        meta = {"format": PIPELINE_FORMAT, "components": {k: k for k, m in mods.items() if m is not None},
+        keep = {k: g.info[k] for k in ("name", "trained_by", "note", "measured") if k in g.info} \
+            if pipeline_dir(model) is not None else {}
+        meta = {"format": PIPELINE_FORMAT, "name": Path(out).name, "components": {k: k for k in mods},
                 "image_size": g.image_size, "max_text_len": g.image.max_text_len,
                 "sampling": {**asdict(g.sampling), **(sampling or {})},
-                "weights_dtype": "float16" if half else "float32", "exported_from": source, **(about or {})}
+                "weights_dtype": "float16" if half else "float32",
+                "transformer_sha256": sha256_file(tmp / "transformer" / WEIGHTS),
+                **({"trained_on": data} if data else {}), **keep, **(about or {}),
+                **({"measured": measured} if measured else {})}
         (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "README.md").write_text(model_card(tmp))
     return Path(out)
 
 

@@ -64,6 +64,8 @@ PROFILES: dict[str, dict[str, dict]] = {
 PROMPTS = ("a red T-shirt with a white logo", "a blue dress", "a black jacket with a zipper",
            "a yellow skirt", "green trousers with two pockets", "a white shirt with black buttons")
 TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
+# Per-stage entries of summary.json that describe the training run, not the model.
+_TRAINING_FACTS = ("steps", "planned_steps", "stopped_by", "train_seconds", "last_loss")
 
 
 @dataclass
@@ -198,18 +200,24 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
 
     def export() -> None:
         from .pipeline import export as export_pipeline
+        measured = {k: {f: v for f, v in m.items() if f not in _TRAINING_FACTS} for k, m in metrics.items()
+                    if k != "generation"}
         export_pipeline(runs / "transformer", out / "model", sampling=PROFILES[cfg.profile].get("sampling"),
-                        about={"trained_by": f"armani quickstart (profile {cfg.profile}, n {cfg.n}, seed {cfg.seed})"})
+                        about={"name": "quickstart",
+                               "trained_by": f"armani quickstart (profile {cfg.profile}, n {cfg.n}, seed {cfg.seed})"},
+                        measured=measured)
 
     def generate() -> None:
         summary["generation"] = generate_report_grids(out, data, cfg.samples, cfg.seed, cfg.quiet)
 
     def colours() -> None:
         from .eval.colour import NAMES, evaluate_colours
+        from .modelcard import record_measured
         with bar(len(NAMES), "colours", "prompt", cfg.quiet) as pb:
             rep = evaluate_colours(out / "model", cfg.samples, cfg.seed, progress=pb.update)
         summary["colours"] = rep
         metrics.setdefault("generation", {})["colour_accuracy"] = rep["accuracy"]
+        record_measured(out / "model", {"generation": {"colour_accuracy": rep["accuracy"]}})
 
     stage("synth", synth)
     stage("check", check)

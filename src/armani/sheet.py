@@ -20,6 +20,15 @@ class Row:
     samples: np.ndarray              # (n, S, S, 3)
 
 
+def label_font(size: int = 13):
+    """Pillow's own font at a size whose spaces show (at its default size 10 a space is 2 px and
+    "no sketch" reads "nosketch")."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the bitmap font, whose spaces are wide
+        return ImageFont.load_default()
+
+
 def _panel(img: np.ndarray | None, label: str, font) -> np.ndarray:
     if img is None:
         im = Image.new("RGB", (PANEL, PANEL), (235, 235, 235))
@@ -32,18 +41,18 @@ def _panel(img: np.ndarray | None, label: str, font) -> np.ndarray:
 
 def render(rows: list[Row]) -> np.ndarray:
     """-> one RGB image: prompt | sketch | partial | samples..."""
-    font = ImageFont.load_default()
+    font = label_font()
     width = max(len(r.samples) for r in rows)
     out = []
     for r in rows:
         txt = Image.new("RGB", (TEXT_W, PANEL), "white")
-        lines = [r.title] + textwrap.wrap(r.text or "(no prompt)", 38)[:8]
+        lines = [r.title] + textwrap.wrap(r.text or "(no prompt)", 32)[:6]
         ImageDraw.Draw(txt).multiline_text((6, 6), "\n".join(lines), fill="black", font=font, spacing=3)
         panels = [np.asarray(txt), _panel(r.sketch, "no sketch", font), _panel(r.partial, "no partial", font)]
         panels += [_panel(s, "", font) for s in r.samples]
         panels += [np.full((PANEL, PANEL, 3), 255, np.uint8)] * (width - len(r.samples))
         out.append(np.concatenate(panels, 1))
-    head = Image.new("RGB", (out[0].shape[1], 18), "white")
+    head = Image.new("RGB", (out[0].shape[1], 20), "white")
     ImageDraw.Draw(head).text((6, 3), "prompt | sketch | partial (kept cells) | samples", fill="black", font=font)
     return np.concatenate([np.asarray(head)] + out, 0)
 

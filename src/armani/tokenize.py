@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import WEIGHTS, atomic_dir, load_bundle, resolve_bundle, sha256_file
+from .checkpoint import PIPELINE_FILE, WEIGHTS, atomic_dir, load_bundle, pipeline_dir, resolve_bundle, sha256_file
 from .data.dataset import GarmentDataset
 from .data.format import read_meta
 from .data.tokenizer import CaptionTokenizer
@@ -104,6 +104,15 @@ def load_stage1(path: str | os.PathLike, maskclip: str | os.PathLike | None = No
                 segmenter: str | os.PathLike | None = None, device="cpu") -> Stage1:
     """A stage-1 (or sketch) bundle with the MaskCLIP and segmenter it was trained with (the
     paths its config records, unless others are given)."""
+    pipe = pipeline_dir(path)
+    if pipe is not None:  # a pipeline or quickstart folder: its image tokenizer and the models beside it
+        meta = json.loads((pipe / PIPELINE_FILE).read_text())
+        parts = meta["components"]
+        get = lambda name, kind: load_bundle(pipe / parts[name], kind, device).model if parts.get(name) else None  # noqa: E731
+        clip = load_bundle(maskclip, "maskclip", device).model if maskclip else get("maskclip", "maskclip")
+        seg = load_bundle(segmenter, "segmenter", device).model if segmenter else get("segmenter", "segmenter")
+        return Stage1(get("vqgan", "vqgan"), clip, seg, CaptionTokenizer.from_file(pipe / "tokenizer.json"),
+                      int(meta["max_text_len"]), pipe / parts["vqgan"])
     b = load_bundle(path, "vqgan", device)
     parents = b.meta.get("parents", {})
     clip = seg = tok = None

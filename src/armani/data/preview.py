@@ -7,9 +7,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..labels import colorize
+from ..sheet import label_font
 from .format import Index, read_meta
 from .io import read_image, read_label_map, read_mask
 from .transforms import letterbox, partial, partial_box, sketch
@@ -48,17 +49,17 @@ def contact_sheet(root: str | os.PathLike, n: int = 16, split: str | None = None
     index = Index(root, split)
     if len(index) == 0:
         raise ValueError(f"{root}: no samples" + (f" in split {split!r}" if split else ""))
-    font = ImageFont.load_default()
+    font = label_font()
     rows = []
     for i in range(min(n, len(index))):
         rec = index[i]
         panels, caption = sample_row(root, rec, seed=i)
         text = Image.new("RGB", (TEXT_W, PANEL), "white")
         draw = ImageDraw.Draw(text)
-        lines = [f"{rec['id']} [{rec['split']}]"] + textwrap.wrap(caption, 56)[:8]
+        lines = [f"{rec['id']} [{rec['split']}]"] + textwrap.wrap(caption, 56)[:6]
         draw.multiline_text((6, 6), "\n".join(lines), fill="black", font=font, spacing=3)
         rows.append(np.concatenate(panels + [np.asarray(text)], 1))
-    header = Image.new("RGB", (rows[0].shape[1], 18), "white")
+    header = Image.new("RGB", (rows[0].shape[1], 20), "white")
     ImageDraw.Draw(header).text((6, 3), "image | part mask | sketch (Canny) | partial (25%) | caption",
                                 fill="black", font=font)
     sheet = np.concatenate([np.asarray(header)] + rows, 0)

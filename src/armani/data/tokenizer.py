@@ -89,6 +89,28 @@ class CaptionTokenizer:
         """Tokens `encode` would need without truncation, specials included."""
         return len(self.tok.encode(text, add_special_tokens=False).ids) + 1 + (self.bos_id is not None)
 
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of `text` this tokenizer has no single token for, in order, each once: the
+        words the model never saw often enough in its captions to learn (they are spelt out in
+        pieces, and the model reads them as noise). Punctuation and numbers are ignored."""
+        norm = self.tok.normalizer.normalize_str(text) if self.tok.normalizer else text
+        if self.tok.pre_tokenizer is not None:
+            pieces = self.tok.pre_tokenizer.pre_tokenize_str(norm)
+        else:
+            pieces, pos = [], 0
+            for w in norm.split():
+                a = norm.index(w, pos)
+                pieces.append((w, (a, a + len(w))))
+                pos = a + len(w)
+        out: list[str] = []
+        for piece, (a, b) in pieces:
+            word = norm[a:b].strip()
+            if not any(ch.isalpha() for ch in word) or word in out:
+                continue
+            if len(self.tok.model.tokenize(piece)) != 1:
+                out.append(word)
+        return out
+
     def decode(self, ids) -> str:
         out = []
         for i in map(int, ids):

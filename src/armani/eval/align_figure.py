@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..data.io import read_image_strict, read_mask
 from ..data.preview import overlay
 from ..data.transforms import letterbox
+from ..sheet import label_font
 from .alignment import load_maskclip, words_with_tokens
 
 CELL = 160
@@ -40,7 +41,7 @@ def alignment_figure(model_path: str | os.PathLike, image: str | os.PathLike, ma
     g = cfg.grid
     big_img = letterbox(img_s, CELL)
     big_mask = overlay(big_img, letterbox(m_s, CELL, fill=0, nearest=True))
-    font = ImageFont.load_default()
+    font = label_font()
     rows = []
     for word, pos in words:
         emb = torch.nn.functional.normalize(tt[0, pos].mean(0), dim=-1)

@@ -13,6 +13,8 @@ out here in numpy.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from ..data.vocab import COLORS
@@ -151,5 +153,6 @@ def evaluate_colours(model, samples: int = 4, seed: int = 0, progress=None) -> d
             progress(1)
     total = sum(len(r["got"]) for r in rows)
     return {"accuracy": sum(r["accuracy"] * len(r["got"]) for r in rows) / total, "samples": total,
-            "samples_per_prompt": samples, "seed": seed, "judge": "pixels: nearest named colour in CIELAB",
+            "samples_per_prompt": samples, "seed": seed, "sampling": asdict(g.sampling),
+            "judge": "pixels: nearest named colour in CIELAB",
             "colours": rows}

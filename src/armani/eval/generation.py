@@ -12,6 +12,9 @@ partial keeps a band across the chest, a quarter of the image, as in training). 
   D the token-wise similarity (eq. 3-5) of the caption and the frozen segmenter's part mask
   of the image (argmax labels). ARMANI's semantic losses optimise D itself (with soft masks),
   so this score favours the models trained with them.
+- `sample_variety`: how different the samples of one prompt are, the mean absolute pixel
+  difference (0-1 scale) between every pair of a prompt's samples; needs `samples` >= 2. Lower
+  sampling temperatures raise the other figures and lower this one.
 - `fid`, `kid`, `is` from a local Inception; `clipscore` from a local CLIP (eval.foreign).
   FID and KID compare the samples with the real images of the same prompts.
 
@@ -39,7 +42,7 @@ from ..sampling import sample_tokens
 from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
 
 TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
-METRICS = ("attribute_accuracy", "maskclip_score", "fid", "kid", "is", "clipscore")
+METRICS = ("attribute_accuracy", "maskclip_score", "sample_variety", "fid", "kid", "is", "clipscore")
 
 
 @dataclass
@@ -141,6 +144,13 @@ def _summary(values: np.ndarray, groups: np.ndarray, seed: int) -> tuple[float |
     return float(values[ok].mean()), [lo, hi]
 
 
+def sample_variety(images: np.ndarray, samples: int) -> np.ndarray:
+    """Per prompt, the mean absolute pixel difference (0-1) over every pair of its samples."""
+    x = images.reshape(-1, samples, *images.shape[1:]).astype(np.float32) / 255.0
+    i, j = np.triu_indices(samples, 1)
+    return np.stack([np.abs(g[i] - g[j]).mean() for g in x]).astype(np.float64)
+
+
 def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, judge=None, judge_report=None,
                  maskclip=None, inception=None, clip=None, seed: int = 0, holdout: dict | None = None,
                  reasons: dict | None = None) -> dict:
@@ -183,6 +193,11 @@ def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, jud
             res["holdout_part_accuracy"], ci["holdout_part_accuracy"] = _summary(h, groups, seed)
             res["holdout_pairs"] = {k: {"accuracy": float(np.mean(v)), "samples": len(v)}
                                     for k, v in sorted(held_parts.items())}
+    if samples >= 2:
+        res["sample_variety"], ci["sample_variety"] = _summary(sample_variety(images, samples),
+                                                               np.arange(len(prompts)), seed)
+    else:
+        unavailable["sample_variety"] = "needs 2 or more samples per prompt"
     if maskclip is not None:
         ms = maskclip(images, captions)
         res["maskclip_score"], ci["maskclip_score"] = _summary(ms, groups, seed)

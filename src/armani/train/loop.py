@@ -177,6 +177,37 @@ class FitResult:
     model_dir: Path
 
 
+TRACKERS = {"none": None, "tensorboard": ("tensorboard", "dashboards"), "wandb": ("wandb", "wandb")}
+
+
+def check_tracker(name: str) -> None:
+    """A clear error when the dashboard asked for is unknown or its package is missing."""
+    if name not in TRACKERS:
+        raise ValueError(f"report_to must be one of {', '.join(TRACKERS)}, got {name!r}")
+    if TRACKERS[name] is None:
+        return
+    module, extra = TRACKERS[name]
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        hint = f"pip install -e '.[{extra}]'" if extra != "wandb" else "pip install wandb"
+        raise ValueError(f"--report-to {name} needs the {module} package: {hint}")
+
+
+def _flat_scalars(d: dict, prefix: str = "") -> dict:
+    """Nested config -> {"train/lr": 0.001, ...}, numbers, strings and booleans only (what the
+    dashboards' hyperparameter tables take)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_scalars(v, key + "/"))
+        elif isinstance(v, (int, float, str, bool)):
+            out[key] = v
+        elif isinstance(v, (list, tuple)):
+            out[key] = str(list(v))
+    return out
+
+
 class Trainer:
     def __init__(self, task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                  quiet: bool = False, extra_config: dict | None = None):
@@ -185,7 +216,10 @@ class Trainer:
         self.task, self.cfg, self.run, self.quiet = task, cfg, Path(run_dir), quiet
         if cfg.mixed_precision not in ("no", "bf16"):
             raise ValueError("mixed_precision must be 'no' or 'bf16'")
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        check_tracker(cfg.report_to)
+        tracking = {} if cfg.report_to == "none" else {"log_with": cfg.report_to,
+                                                       "project_dir": str(self.run / "logs")}
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(), **tracking)
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         existing = checkpoints(self.run)
         if existing and not resume:
@@ -234,7 +268,22 @@ class Trainer:
             was_training = model.training
             self.task.on_checkpoint(unwrap(model), step, self.run)
             model.train(was_training)
+            self._log_sample_images(step)
         self.acc.wait_for_everyone()
+
+    def _log_sample_images(self, step: int) -> None:
+        """The sample grids the task wrote for this checkpoint, to the dashboards."""
+        if self.cfg.report_to == "none":
+            return
+        from ..data.io import read_image
+        for png in sorted((self.run / "samples").glob(f"step-{step:08d}*.png")):
+            img = read_image(png)[None]
+            tag = "samples" + png.stem[len(f"step-{step:08d}"):]
+            for tracker in self.acc.trackers:
+                if tracker.name == "tensorboard":
+                    tracker.log_images({tag: img}, step=step, dataformats="NHWC")
+                else:
+                    tracker.log_images({tag: list(img)}, step=step)
 
     def _split(self, state: dict) -> tuple[dict, dict]:
         p = self.task.export_prefix
@@ -297,6 +346,9 @@ class Trainer:
             step, epoch, micro, elapsed = self._load(model, opt)
             log.info("resumed from %s (step %d)", self.resume_from, step)
         model, opt = acc.prepare(model, opt)
+        if cfg.report_to != "none":
+            resolved = json.loads((self.run / "config.json").read_text())
+            acc.init_trackers(self.run.name or self.task.kind, config=_flat_scalars(resolved))
         ds = self.task.train_dataset()
         gb = cfg.batch_size * self.world
         per_epoch = (len(ds) // gb) // cfg.grad_accum * cfg.grad_accum
@@ -365,6 +417,9 @@ class Trainer:
                         if metrics:
                             metrics.write(json.dumps(row) + "\n")
                             metrics.flush()
+                        if cfg.report_to != "none":
+                            acc.log({("train/" if k not in ("lr", "items_per_s", "elapsed_s") else "") + k: v
+                                     for k, v in row.items() if k != "step"}, step=step)
                         pbar.set_postfix(loss=f"{row.get('loss', 0):.4f}", ips=f"{row['items_per_s']:.0f}")
                         sums, hits, seen, t_log = {}, {}, 0, time.perf_counter()
                     out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) >= 60 * cfg.max_minutes
@@ -396,5 +451,7 @@ class Trainer:
             pbar.close()
             if metrics:
                 metrics.close()
+            if cfg.report_to != "none":
+                acc.end_training()
         return FitResult(step, round(elapsed, 2), stopped_by, last_loss, self.run / "model")
 
