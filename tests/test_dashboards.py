@@ -34,3 +34,16 @@ def test_missing_dashboard_package_is_one_line(synth_ds, tmp_path, capsys, monke
     assert main(["-q", "train", "sketch-vq", "--data", str(synth_ds), "--out", str(tmp_path / "sk"), "--config", cfg,
                  "--report-to", "tensorboard"]) == 2
     assert "pip install -e '.[dashboards]'" in capsys.readouterr().err
+
+
+def test_wandb_offline(synth_ds, tmp_path, monkeypatch):
+    """W&B in offline mode, as on a machine without a network (skipped where wandb is not installed)."""
+    pytest.importorskip("wandb")
+    for k, v in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}.items():
+        monkeypatch.setenv(k, v)
+    cfg = write_cfg(tmp_path / "k.json", SK, steps=4)
+    assert main(["-q", "train", "sketch-vq", "--data", str(synth_ds), "--out", str(tmp_path / "sk"), "--config", cfg,
+                 "--report-to", "wandb"]) == 0
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    assert list((runs[0] / "files" / "media" / "images").glob("samples_*.png"))

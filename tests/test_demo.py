@@ -71,6 +71,12 @@ def test_unknown_words_are_named(shipped):
     assert "does not know" not in run_generation(shipped, "a red T-shirt with a white logo", n=1, seed=0).note
 
 
+def test_api_warns_of_unknown_words(shipped):
+    from armani.pipeline import UnknownWordsWarning
+    with pytest.warns(UnknownWordsWarning, match="emerald, velvet"):
+        armani.generate(shipped, text="an emerald velvet dress", n=1, seed=0)
+
+
 def test_missing_gradio_is_one_line(monkeypatch, capsys):
     import builtins
 

@@ -680,6 +680,7 @@ def cmd_export(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import MissingExtra, launch
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
     if args.model is not None and not args.model.exists():
         raise UserError(f"--model: no such file or folder: {args.model}")
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,10 @@ COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch": "vqgan",
               "segmenter": "segmenter"}
 # Sampling defaults when a pipeline records none (tuned on the shipped SynthFashion model).
 DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100, top_p=None, guidance=3.0)
+
+
+class UnknownWordsWarning(UserWarning):
+    """A prompt has words the model never saw in its training captions."""
 
 
 class GenerationError(ValueError):
@@ -339,9 +344,14 @@ def generate(model: Generator | str | os.PathLike | None = None, text: str | Non
              guidance: float | None = None) -> np.ndarray:
     """Garments from any mix of conditions -> (n, H, W, 3) uint8 RGB. `model` is a loaded
     Generator or anything `load` accepts. Sampling settings left as None keep the model's
-    defaults; the same seed gives the same images."""
+    defaults; the same seed gives the same images. Prompt words the model does not know raise
+    an `UnknownWordsWarning` (the model reads them as noise)."""
     g = model if isinstance(model, Generator) else load(model)
     cond = prepare(g, text, sketch, sketch_from, partial, keep_box, keep_mask)
+    unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
+    if unknown:
+        warnings.warn(f"words this model does not know (it reads them as noise): {', '.join(unknown)}",
+                      UnknownWordsWarning, stacklevel=2)
     return generate_from(g, cond, n, seed, sampling_config(g, temperature, top_k, top_p, guidance))
 
 
