@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import from_dict, to_dict
+from .fsutil import install_dir, staging_dir
 
 BUNDLE_FORMAT = "armani-model/1"
 WEIGHTS = "model.safetensors"
@@ -78,35 +78,15 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file through a temporary sibling and a rename: readers see the old or the new
-    text, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary sibling folder to fill: it replaces `path` when the block ends cleanly
-    and is removed when it raises, so `path` is never left half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    """A staging folder beside `path` to fill: it replaces `path` when the block ends cleanly
+    (the old copy removed only once the new one is in; see `fsutil`) and is removed when it
+    raises, so `path` is never left half-written or missing."""
+    tmp = staging_dir(path)
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, path)
+        install_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -154,6 +134,16 @@ def pipeline_dir(path: str | os.PathLike) -> Path | None:
     return None
 
 
+def component_dir(pipe: Path, name: str) -> Path:
+    """A pipeline component's folder; `armani.json` may only name folders inside the pipeline."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ValueError(f"{pipe / PIPELINE_FILE}: component {name!r} must be a folder inside the pipeline")
+    p = pipe / name
+    if not p.resolve().is_relative_to(pipe.resolve()):
+        raise ValueError(f"{pipe / PIPELINE_FILE}: component {name!r} leads outside the pipeline")
+    return p
+
+
 def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
     """A bundle directory, a run directory (its `model/`, else its newest checkpoint), or, with
     `kind`, a pipeline or quickstart folder (its component of that kind)."""
@@ -164,7 +154,7 @@ def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
         name = parts.get(KIND_COMPONENT.get(kind, kind))
         if not name:
             raise FileNotFoundError(f"the pipeline at {pipe} has no {kind} model")
-        return pipe / name
+        return component_dir(pipe, name)
     if (p / "config.json").is_file() and (p / WEIGHTS).is_file():
         return p
     if (p / "model" / WEIGHTS).is_file():
@@ -185,19 +175,48 @@ class Bundle:
     path: Path
 
 
-def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
-    b = resolve_bundle(path, kind)
+def weight_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without reading the data; a
+    truncated or foreign file is a ValueError naming it."""
+    from safetensors import safe_open
     try:
-        meta = json.loads((b / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{b / 'config.json'}: invalid JSON ({e})") from None
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{b}: not an armani model bundle (format {meta.get('format')!r})")
+        with safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # SafetensorError, OSError: a damaged or foreign file
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
+    """A bundle, checked before anything large is allocated: its config must be JSON with a
+    kind and a config, and its weights' header must match the model the config describes
+    (built on the meta device first, so a config claiming a huge model costs no memory)."""
+    b = resolve_bundle(path, kind)
+    cfg_file = b / "config.json"
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{b}: not an armani model bundle (format {got!r})")
+    if not isinstance(meta.get("kind"), str) or not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{cfg_file}: needs a string 'kind' and a 'config' object")
     if kind is not None and meta["kind"] != kind:
         raise ValueError(f"{b} holds a {meta['kind']} model, expected {kind}")
+    shapes = weight_shapes(b / WEIGHTS)
+    try:
+        with torch.device("meta"):
+            want = {k: tuple(v.shape) for k, v in build(meta["kind"], meta["config"]).state_dict().items()}
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{cfg_file}: bad model config ({e})") from None
+    wrong = [f"{k} {shapes[k]} (config: {want[k]})" for k in want if k in shapes and shapes[k] != want[k]]
+    missing, unexpected = [k for k in want if k not in shapes], [k for k in shapes if k not in want]
+    if wrong or missing or unexpected:
+        raise ValueError(f"{b / WEIGHTS}: weights do not fit {cfg_file.name} (shape mismatch {wrong[:3]}, "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]})")
     model = build(meta["kind"], meta["config"])
     state = load_file(str(b / WEIGHTS), device=str(device))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{b}: weights do not fit the config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    model.load_state_dict(state)
     return Bundle(model.to(device).eval(), meta["kind"], meta, b)

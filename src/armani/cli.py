@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data.importers import ImportFailed
     from .pipeline import GenerationError
     from .train.loop import TrainingDiverged
+    previous = _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except TrainingDiverged as e:
@@ -311,9 +313,31 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, DatasetError, ImportFailed, GenerationError, ValueError, FileNotFoundError) as e:
         print(f"armani: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("armani: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("armani: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process was, so every cleanup runs as for an exception."""
+
+
+def _terminate_as_interrupt():
+    """Turn SIGTERM into `Terminated` while a command runs (main thread only); returns the
+    handler to put back."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum, frame):
+        raise Terminated()
+    return signal.signal(signal.SIGTERM, on_term)
 
 
 def cmd_quickstart(args) -> int:

@@ -135,7 +135,7 @@ def write_card(pipe: str | Path) -> Path:
 
 def record_measured(pipe: str | Path, measured: dict) -> None:
     """Merge figures (component -> figure -> value) into the folder's armani.json and its card."""
-    from .checkpoint import atomic_write_text
+    from .fsutil import atomic_write_text
     pipe = Path(pipe)
     meta = json.loads((pipe / "armani.json").read_text())
     merged = meta.get("measured") or {}

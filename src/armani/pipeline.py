@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import (PIPELINE_FILE, WEIGHTS, atomic_dir, bundle_meta, load_bundle, pipeline_dir, resolve_bundle,
-                         sha256_file, state_tensors)
+from .checkpoint import (PIPELINE_FILE, WEIGHTS, atomic_dir, bundle_meta, component_dir, load_bundle, pipeline_dir,
+                         resolve_bundle, sha256_file, state_tensors)
 from .data.dataset import to_unit
 from .data.io import BadFile, read_image_strict
 from .data.tokenizer import CaptionTokenizer
@@ -105,12 +105,21 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device = "cp
 
 
 def _load_pipeline(path: Path, device) -> Generator:
-    meta = json.loads((path / PIPELINE_FILE).read_text())
-    if meta.get("format") != PIPELINE_FORMAT:
-        raise ValueError(f"{path}: not an armani pipeline (format {meta.get('format')!r})")
+    try:
+        meta = json.loads((path / PIPELINE_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path / PIPELINE_FILE}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
+        raise ValueError(f"{path}: not an armani pipeline (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    if not isinstance(meta.get("components"), dict) or "vqgan" not in meta["components"] \
+            or not isinstance(meta.get("max_text_len"), int):
+        raise ValueError(f"{path / PIPELINE_FILE}: needs 'components' (with a vqgan) and 'max_text_len'")
     parts = meta["components"]
     def get(name: str):
-        return load_bundle(path / parts[name], COMPONENTS[name], device).model if parts.get(name) else None
+        if not parts.get(name):
+            return None
+        return load_bundle(component_dir(path, parts[name]), COMPONENTS[name], device).model
 
     tok, max_len = CaptionTokenizer.from_file(path / "tokenizer.json"), int(meta["max_text_len"])
     image = Stage1(get("vqgan"), get("maskclip"), get("segmenter"), tok, max_len, path / parts["vqgan"])

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import PIPELINE_FILE, WEIGHTS, atomic_dir, load_bundle, pipeline_dir, resolve_bundle, sha256_file
+from .checkpoint import (PIPELINE_FILE, WEIGHTS, atomic_dir, component_dir, load_bundle, pipeline_dir, resolve_bundle,
+                         sha256_file)
 from .data.dataset import GarmentDataset
 from .data.format import read_meta
 from .data.tokenizer import CaptionTokenizer
@@ -108,7 +109,8 @@ def load_stage1(path: str | os.PathLike, maskclip: str | os.PathLike | None = No
     if pipe is not None:  # a pipeline or quickstart folder: its image tokenizer and the models beside it
         meta = json.loads((pipe / PIPELINE_FILE).read_text())
         parts = meta["components"]
-        get = lambda name, kind: load_bundle(pipe / parts[name], kind, device).model if parts.get(name) else None  # noqa: E731
+        get = lambda name, kind: (load_bundle(component_dir(pipe, parts[name]), kind, device).model  # noqa: E731
+                                  if parts.get(name) else None)
         clip = load_bundle(maskclip, "maskclip", device).model if maskclip else get("maskclip", "maskclip")
         seg = load_bundle(segmenter, "segmenter", device).model if segmenter else get("segmenter", "segmenter")
         return Stage1(get("vqgan", "vqgan"), clip, seg, CaptionTokenizer.from_file(pipe / "tokenizer.json"),

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fsutil import atomic_write_text, install_dir, staging_dir
 from ..labels import LABELS, PALETTE
 
 FORMAT_NAME = "armani-dataset"
@@ -66,13 +66,6 @@ def read_meta(root: str | os.PathLike) -> dict:
 
 def write_meta(root: str | os.PathLike, meta: dict) -> None:
     atomic_write_text(Path(root) / "dataset.json", json.dumps(meta, indent=2) + "\n")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class Index:
@@ -142,7 +135,8 @@ def iter_records(root: str | os.PathLike) -> Iterator[tuple[int, dict | None, st
 
 
 class DatasetWriter:
-    """Builds a dataset in `<out>.partial-*` and renames it to `out` on `commit()`.
+    """Builds a dataset in `<out>.staging-*` and swaps it in for `out` on `commit()` (an
+    earlier dataset at `out` is removed only once the new one is in place; see `fsutil`).
 
     Used as a context manager: leaving the block by an exception removes the partial
     folder, so nothing half-written is left behind.
@@ -153,7 +147,7 @@ class DatasetWriter:
         if self.out.exists() and not overwrite:
             raise DatasetError(f"{self.out} already exists (pass --overwrite to replace it)")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.partial-", dir=self.out.parent))
+        self.tmp = staging_dir(self.out)
         self.overwrite = overwrite
         self._index = open(self.tmp / "index.jsonl", "w")
         self.counts: dict[str, int] = {}
@@ -176,12 +170,7 @@ class DatasetWriter:
         write_meta(self.tmp, meta)
         for name, text in (extra_files or {}).items():
             atomic_write_text(self.tmp / name, text)
-        if self.out.exists():
-            trash = self.out.with_name(self.out.name + ".old")
-            os.replace(self.out, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        os.replace(self.tmp, self.out)
-        return self.out
+        return install_dir(self.tmp, self.out)
 
     def abort(self) -> None:
         if not self._index.closed:

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..checkpoint import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
 from ..config import TrainConfig, to_dict
+from ..fsutil import install_dir
 from ..progress import bar
 
 TRAIN_ONLY = "train-only.safetensors"  # checkpoint weights that are not part of the model bundle
@@ -261,8 +262,7 @@ class Trainer:
             (tmp / "trainer.json").write_text(json.dumps({
                 "step": step, "epoch": epoch, "micro": micro, "elapsed": elapsed, "world_size": self.world,
                 "optimizer": meta}, indent=2) + "\n")
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+            install_dir(tmp, final)
             for old in checkpoints(self.run)[:-self.cfg.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
             was_training = model.training

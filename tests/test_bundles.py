@@ -1,0 +1,72 @@
+"""Damaged or hostile model bundles and pipelines: one line naming the file, exit 2, and
+nothing large allocated before the weights are checked."""
+import json
+import shutil
+
+import pytest
+
+from armani.checkpoint import WEIGHTS, load_bundle
+from armani.cli import main
+from armani.pipeline import load, shipped_model
+
+
+@pytest.fixture()
+def pipe(tmp_path):
+    dst = tmp_path / "pipe"
+    shutil.copytree(shipped_model(), dst)
+    return dst
+
+
+def _generate(model, tmp_path, capsys) -> str:
+    assert main(["-q", "generate", "--model", str(model), "--text", "a dress", "--n", "1",
+                 "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_truncated_weights(pipe, tmp_path, capsys):
+    w = pipe / "transformer" / WEIGHTS
+    w.write_bytes(w.read_bytes()[:5000])
+    err = _generate(pipe, tmp_path, capsys)
+    assert "transformer/model.safetensors" in err and "not a readable safetensors file" in err
+
+
+def test_config_without_its_config(pipe, tmp_path, capsys):
+    c = json.loads((pipe / "vqgan" / "config.json").read_text())
+    del c["config"]
+    (pipe / "vqgan" / "config.json").write_text(json.dumps(c))
+    assert "needs a string 'kind' and a 'config' object" in _generate(pipe, tmp_path, capsys)
+
+
+def test_width_mismatch(pipe, tmp_path, capsys):
+    c = json.loads((pipe / "transformer" / "config.json").read_text())
+    c["config"]["width"] = 128
+    (pipe / "transformer" / "config.json").write_text(json.dumps(c))
+    err = _generate(pipe, tmp_path, capsys)
+    assert "weights do not fit config.json" in err and "shape mismatch" in err
+
+
+def test_huge_config_is_refused_before_it_is_built(pipe):
+    import resource
+    c = json.loads((pipe / "transformer" / "config.json").read_text())
+    c["config"].update(width=8192, layers=64)  # about 50 GB of float32 if it were built
+    (pipe / "transformer" / "config.json").write_text(json.dumps(c))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="weights do not fit"):
+        load_bundle(pipe / "transformer", "transformer")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: under 200 MB more
+
+
+def test_components_stay_inside_the_pipeline(pipe, tmp_path, capsys):
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(pipe / "segmenter", outside)
+    for bad in ("../elsewhere", str(outside)):
+        meta = json.loads((pipe / "armani.json").read_text())
+        meta["components"]["segmenter"] = bad
+        (pipe / "armani.json").write_text(json.dumps(meta))
+        assert "must be a folder inside the pipeline" in _generate(pipe, tmp_path, capsys)
+    (pipe / "armani.json").write_text("[1, 2")
+    assert "invalid JSON" in _generate(pipe, tmp_path, capsys)
+    with pytest.raises(ValueError):
+        load(pipe)

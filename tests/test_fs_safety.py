@@ -1,0 +1,170 @@
+"""Replacing a dataset or a model folder never loses it: SIGKILL at any moment leaves the
+complete old or the complete new copy; SIGTERM cleans up; leftovers of earlier runs are
+removed; outputs follow the umask."""
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from armani.fsutil import STAGING, TRASH, install_dir, recover, staging_dir
+
+
+def _folder_src(root: Path, n: int, colour) -> Path:
+    (root / "images").mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(np.full((24, 24, 3), colour, np.uint8)).save(root / "images" / f"im{i:03d}.png")
+        (root / "images" / f"im{i:03d}.txt").write_text(f"a plain shirt number {i}\n")
+    return root
+
+
+def _snapshot(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _armani(*args) -> list[str]:
+    return [sys.executable, "-m", "armani", "-q", *map(str, args)]
+
+
+def _kill_runs(cmd_new, cmd_old, target: Path, copies: dict[str, dict], times: int, seed: int):
+    """Run cmd (alternating new and old) over an existing target and SIGKILL it at a random
+    moment of its writing (from when its staging folder appears to its end); after each kill
+    the target must be a complete copy of one of `copies`."""
+    rng = random.Random(seed)
+    staging = lambda: list(target.parent.glob(f"{target.name}{STAGING}*"))  # noqa: E731
+
+    def start(cmd):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not staging() and p.poll() is None:
+            time.sleep(0.005)
+        return p, time.perf_counter()
+    p, t0 = start(cmd_new)
+    p.wait()
+    window = time.perf_counter() - t0
+    for i in range(times):
+        p, _ = start(cmd_old if i % 2 else cmd_new)
+        time.sleep(rng.uniform(0, window))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        snap = _snapshot(target)
+        assert any(snap == ref for ref in copies.values()), f"kill {i}: {target} is no complete copy"
+
+
+CRASH = """
+import os, shutil, sys
+calls = [0]
+def crashing(fn):
+    def wrapper(*a, **k):
+        calls[0] += 1
+        if calls[0] == int(os.environ["CRASH_AT"]):
+            os._exit(137)
+        return fn(*a, **k)
+    return wrapper
+os.replace, os.rename, shutil.rmtree = crashing(os.replace), crashing(os.rename), crashing(shutil.rmtree)
+from armani.cli import main
+rc = main(sys.argv[1:])
+sys.stdout.write(f"calls {calls[0]}")
+sys.exit(rc)
+"""
+
+
+def _crash_everywhere(args, target: Path, copies: dict[str, dict]) -> int:
+    """Run `armani args` once to count its renames and deletions, then once per count with
+    the process dying right there; the target must always be a complete copy."""
+    run = lambda k: subprocess.run([sys.executable, "-c", CRASH, "-q", *map(str, args)],  # noqa: E731
+                                   env={**os.environ, "CRASH_AT": str(k)}, capture_output=True, text=True)
+    n = int(run(0).stdout.rsplit("calls ", 1)[1])
+    for k in range(1, n + 1):
+        assert run(k).returncode == 137
+        assert any(_snapshot(target) == ref for ref in copies.values()), f"died at step {k} of {n}: target lost"
+    return n
+
+
+def test_import_overwrite_survives_sigkill(tmp_path):
+    a = _folder_src(tmp_path / "a", 12, (200, 30, 30))
+    b = _folder_src(tmp_path / "b", 16, (30, 30, 200))
+    out = tmp_path / "ds"
+    cmd = lambda src: _armani("data", "import", "--format", "folder", "--src", src, "--out", out,  # noqa: E731
+                              "--overwrite", "--vocab-size", "300")
+    refs_v = {}
+    for name, src in (("a", a), ("b", b)):
+        subprocess.run(cmd(src), check=True, capture_output=True)
+        refs_v[name] = _snapshot(out)
+    _kill_runs(cmd(b), cmd(a), out, refs_v, times=20, seed=0)
+    assert _crash_everywhere(cmd(b)[4:], out, refs_v) >= 2
+    # The next run cleans whatever the killed ones left beside the target.
+    subprocess.run(cmd(a), check=True, capture_output=True)
+    assert _snapshot(out) == refs_v["a"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("ds") and p.name != "ds"]
+
+
+def test_export_over_a_model_survives_sigkill(tmp_path):
+    import armani
+    from armani.pipeline import shipped_model
+    src = shipped_model()
+    out = tmp_path / "model"
+    refs = {}
+    for name, extra in (("half", ["--half"]), ("full", [])):
+        subprocess.run(_armani("export", "--model", src, "--out", out, *extra), check=True, capture_output=True)
+        refs[name] = _snapshot(out)
+    assert refs["half"] != refs["full"]
+    _kill_runs(_armani("export", "--model", src, "--out", out, "--half"), _armani("export", "--model", src, "--out", out),
+               out, refs, times=20, seed=1)
+    assert _crash_everywhere(["export", "--model", src, "--out", out, "--half"], out, refs) >= 1
+    assert armani.load(out) is not None
+
+
+def test_stale_leftovers_are_cleaned_and_old_copy_restored(tmp_path):
+    target = tmp_path / "ds"
+    # What earlier versions left: a stale `.ds.old` (which made every --overwrite fail) and a partial folder.
+    (tmp_path / ".ds.old").mkdir()
+    (tmp_path / ".ds.old" / "x").write_text("old")
+    (tmp_path / "ds.old").mkdir()
+    (tmp_path / "ds.partial-abc123").mkdir()
+    staged = staging_dir(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [staged.name]
+    (staged / "v").write_text("1")
+    install_dir(staged, target)
+    # A writer killed between its two renames (the fallback path): the old copy sits in the trash.
+    trash = tmp_path / f"ds{TRASH}dead"
+    os.replace(target, trash)
+    (tmp_path / f"ds{STAGING}dead").mkdir()
+    recover(target)
+    assert (target / "v").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_sigterm_cleans_up(tmp_path):
+    src = _folder_src(tmp_path / "a", 400, (10, 120, 10))
+    out = tmp_path / "ds"
+    p = subprocess.Popen(_armani("data", "import", "--format", "folder", "--src", src, "--out", out),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(f"ds{STAGING}*")) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)  # until the import is writing
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    if p.returncode == 0:
+        pytest.skip("the import finished before SIGTERM arrived")
+    assert p.returncode == 143 and "terminated" in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a"]  # no staging folder left behind
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        staged = staging_dir(tmp_path / "m")
+        from armani.fsutil import atomic_write_text
+        atomic_write_text(staged / "f.json", "{}")
+        install_dir(staged, tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "m" / "f.json").stat().st_mode & 0o777 == 0o644
