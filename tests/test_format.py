@@ -67,7 +67,49 @@ def test_check_passes_then_finds_each_fault(synth_ds, tmp_path):
     rep = check_dataset(bad)
     assert not rep.ok
     text = "\n".join(rep.errors)
-    for needle in ("unreadable image", "mask is 12x10", "missing or empty caption", "over 400 words",
+    for needle in ("unreadable image", "mask is 12x10", "captions must be a non-empty list", "over 400 words",
                    "duplicate id", "label 40", "line 241"):
         assert needle in text, needle
     assert len(rep.errors) == 7
+
+
+def _copy_ds(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_hostile_records_are_reported_and_left_out(synth_ds, tmp_path):
+    import json as _json
+
+    from armani.data.check import check_dataset
+    from armani.data.format import Index
+    ds = _copy_ds(synth_ds, tmp_path / "ds")
+    lines = (ds / "index.jsonl").read_bytes().splitlines(keepends=True)
+    good = _json.loads(lines[0])
+    (tmp_path / "secret.png").write_bytes((ds / good["image"]).read_bytes())
+    (ds / "images" / "link.png").symlink_to(tmp_path / "secret.png")
+    bad = [dict(good, id="up", image="../secret.png"), dict(good, id="abs", image=str(tmp_path / "secret.png")),
+           dict(good, id="link", image="images/link.png"), dict(good, id=["a", "list"]),
+           dict(good, id="int", image=5), dict(good, id="str", captions="a red dress"),
+           dict(good, id="split", split=["train"])]
+    extra = [(_json.dumps(r) + "\n").encode() for r in bad] + [b"\xff\xfe not utf-8\n", b"{not json\n"]
+    (ds / "index.jsonl").write_bytes(b"".join(lines) + b"".join(extra))
+    rep = check_dataset(ds)  # never a traceback
+    n = len(lines)
+    for k, why in enumerate(["must be relative", "must be relative", "leads outside the dataset", "id must be",
+                             "image must be", "captions must be", "split must be", "not UTF-8", "invalid JSON"]):
+        assert any(f"line {n + k + 1}" in e and why in e for e in rep.errors), (k, why, rep.errors[-12:])
+    idx = Index(ds)
+    assert len(idx) == n and len(idx.dropped) == len(extra)
+    assert all(r["id"] not in ("up", "abs", "link") for r in idx)
+
+
+def test_bad_dataset_json_is_one_error(synth_ds, tmp_path):
+    from armani.data.check import check_dataset
+    ds = _copy_ds(synth_ds, tmp_path / "ds")
+    meta = json.loads((ds / "dataset.json").read_text())
+    for bad, why in ((dict(meta, version="2"), "version must be a whole number"), ([1, 2], "must hold a JSON object")):
+        (ds / "dataset.json").write_text(json.dumps(bad))
+        rep = check_dataset(ds)
+        assert any(why in e for e in rep.errors), rep.errors

@@ -456,6 +456,8 @@ def cmd_train(args) -> int:
     else:
         task, tcfg = maskclip_task(args.data, args.config, global_loss=args.global_loss,
                                    segmenter=args.segmenter, **overrides)
+    if hasattr(args, "data"):
+        _precheck(args.data, tcfg.max_bad_fraction)
     trainer = Trainer(task, tcfg, args.out, resume=args.resume, quiet=args.quiet,
                       extra_config=source)
     res = trainer.fit()
@@ -465,6 +467,22 @@ def cmd_train(args) -> int:
               f"last loss {loss}; model: {res.model_dir}")
     _end_distributed()
     return 0
+
+
+def _precheck(data: Path, max_bad_fraction: float) -> None:
+    """`armani data check --fast` before training: records well-formed, files present. A few
+    problems (up to max_bad_fraction of the samples) are warned about and skipped in training;
+    more stop the command before it starts."""
+    from .data.check import check_dataset
+    rep = check_dataset(data, decode=False)
+    if rep.ok:
+        return
+    shown = "; ".join(rep.errors[:3]) + (f" (and {len(rep.errors) - 3} more)" if len(rep.errors) > 3 else "")
+    if rep.samples and len(rep.errors) <= max_bad_fraction * rep.samples:
+        print(f"armani: warning: {data}: {len(rep.errors)} bad sample(s), skipped in training: {shown}",
+              file=sys.stderr)
+        return
+    raise UserError(f"{data} fails `armani data check --fast`: {shown}")
 
 
 def _end_distributed() -> None:

@@ -30,6 +30,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     mixed_precision: str = "no"    # "no" or "bf16"
     report_to: str = "none"        # "none", "tensorboard" or "wandb": live dashboards (run/logs)
+    max_bad_fraction: float = 0.001  # unreadable samples skipped up to this share of the data
     checkpoint_every: int = 200
     keep_last: int = 2
     log_every: int = 10

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .format import MAX_CAPTION_WORDS, RECORD_KEYS, SPLITS, DatasetError, iter_records, read_meta
+from .format import SPLITS, DatasetError, iter_records, read_meta, validate_record
 from .io import BadFile, read_image_strict, read_mask
 from .tokenizer import CaptionTokenizer
 
@@ -56,10 +56,11 @@ def check_dataset(root: str | os.PathLike, decode: bool = True, max_errors: int 
             err(f"index.jsonl line {line}: {parse_error}")
             continue
         rep.samples += 1
-        where = f"line {line} ({rec.get('id')!r})"
-        missing = [k for k in RECORD_KEYS if k not in rec]
-        if missing:
-            err(f"{where}: missing keys {missing}")
+        where = f"index.jsonl line {line} ({rec.get('id')!r})"
+        problems = validate_record(rec, root)
+        if problems:
+            for p in problems:
+                err(f"{where}: {p}")
             continue
         if rec["id"] in ids:
             err(f"{where}: duplicate id")
@@ -67,11 +68,6 @@ def check_dataset(root: str | os.PathLike, decode: bool = True, max_errors: int 
         rep.splits[rec["split"]] += 1
         if rec["split"] not in SPLITS:
             rep.warnings.append(f"{where}: unusual split {rec['split']!r}")
-        caps = rec["captions"]
-        if not isinstance(caps, list) or not caps or not all(isinstance(c, str) and c.strip() for c in caps):
-            err(f"{where}: missing or empty caption")
-        elif any(len(c.split()) > MAX_CAPTION_WORDS for c in caps):
-            err(f"{where}: caption over {MAX_CAPTION_WORDS} words")
         if not decode:
             for key in ("image", "mask", "sketch"):
                 if rec.get(key) and not (root / rec[key]).is_file():

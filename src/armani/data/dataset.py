@@ -6,6 +6,7 @@ epochs to get new ones.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,10 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..labels import NUM_LABELS
-from .format import Index, read_meta
-from .io import read_image, read_mask
+from .format import DatasetError, Index, read_meta
+from .io import BadFile, read_image, read_mask
 from .tokenizer import CaptionTokenizer
 from .transforms import letterbox, partial, partial_box, sketch
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = 255  # mask value where a sample has no mask
 
@@ -47,6 +50,8 @@ class GarmentDataset(Dataset):
         if caption not in ("random", "first"):
             raise ValueError("caption must be 'random' or 'first'")
         self.caption = caption
+        self.bad: dict[int, str] = {}     # samples that could not be read: index -> why
+        self.max_bad_fraction = 0.001     # more unreadable samples than this share stop the run
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -55,6 +60,30 @@ class GarmentDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
+        """Sample i, or, when its files cannot be read, the next readable one (the bad one is
+        counted in `bad` and warned about once; beyond `max_bad_fraction` of the dataset the
+        run stops with a DatasetError). In DataLoader workers each worker counts its own."""
+        n = len(self)
+        for k in range(n):
+            j = (i + k) % n
+            if j in self.bad:
+                continue
+            try:
+                return self._load(j)
+            except (BadFile, OSError, ValueError, KeyError, IndexError) as e:
+                self._mark_bad(j, e)
+        raise DatasetError(f"{self.root}: no readable sample")
+
+    def _mark_bad(self, j: int, e: Exception) -> None:
+        self.bad[j] = f"{self.index[j].get('id')!r}: {e}"
+        log.warning("skipping unreadable sample %s", self.bad[j])
+        if len(self.bad) > self.max_bad_fraction * len(self):
+            first = next(iter(self.bad.values()))
+            raise DatasetError(f"{self.root}: {len(self.bad)} of {len(self)} samples unreadable, more than "
+                               f"max_bad_fraction {self.max_bad_fraction:g} allows (first: {first}); run "
+                               f"`armani data check {self.root}`")
+
+    def _load(self, i: int) -> dict:
         rec = self.index[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         img = letterbox(read_image(self.root / rec["image"]), self.size)

@@ -16,6 +16,7 @@ at the end, so an interrupted run never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,16 +28,57 @@ import numpy as np
 from ..fsutil import atomic_write_text, install_dir, staging_dir
 from ..labels import LABELS, PALETTE
 
+log = logging.getLogger(__name__)
+
 FORMAT_NAME = "armani-dataset"
 FORMAT_VERSION = 1
 RECORD_KEYS = ("id", "split", "image", "captions", "mask", "attributes", "source")
 OPTIONAL_KEYS = ("sketch",)
 SPLITS = ("train", "val", "test", "test_holdout")
 MAX_CAPTION_WORDS = 400  # the paper's filter (appendix A)
+MAX_CAPTION_CHARS = 2000
+PATH_KEYS = ("image", "mask", "sketch")
 
 
 class DatasetError(Exception):
     """A dataset on disk is missing, malformed or inconsistent."""
+
+
+def validate_record(rec: Any, root: str | os.PathLike | None = None) -> list[str]:
+    """What is wrong with one `index.jsonl` record (empty when nothing): string `id`, `split`
+    and `image`; `captions` a non-empty list of non-empty strings within the word and
+    character caps; `mask` and `sketch` a string or null; every path relative and, with
+    `root`, inside the dataset (no absolute path, no `..`, no symlink leading out)."""
+    if not isinstance(rec, dict):
+        return ["not a JSON object"]
+    out = []
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        return [f"missing keys {missing}"]
+    for key in ("id", "split", "image"):
+        if not isinstance(rec[key], str) or not rec[key]:
+            out.append(f"{key} must be a non-empty string, got {type(rec[key]).__name__}")
+    caps = rec["captions"]
+    if not isinstance(caps, list) or not caps or not all(isinstance(c, str) and c.strip() for c in caps):
+        out.append("captions must be a non-empty list of non-empty strings")
+    elif any(len(c.split()) > MAX_CAPTION_WORDS for c in caps):
+        out.append(f"caption over {MAX_CAPTION_WORDS} words")
+    elif any(len(c) > MAX_CAPTION_CHARS for c in caps):
+        out.append(f"caption over {MAX_CAPTION_CHARS} characters")
+    for key in ("mask", "sketch"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            out.append(f"{key} must be a string or null")
+    base = Path(root).resolve() if root is not None else None
+    for key in PATH_KEYS:
+        rel = rec.get(key)
+        if not isinstance(rel, str) or not rel:
+            continue
+        p = Path(rel)
+        if p.is_absolute() or ".." in p.parts or "\\" in rel:
+            out.append(f"{key} path {rel!r} must be relative and inside the dataset")
+        elif base is not None and not (base / p).resolve().is_relative_to(base):
+            out.append(f"{key} path {rel!r} leads outside the dataset (a symlink)")
+    return out
 
 
 def dataset_meta(name: str, image_size: list[int] | None, source: str, **extra: Any) -> dict:
@@ -52,8 +94,12 @@ def read_meta(root: str | os.PathLike) -> dict:
                            "`armani data synth` or `armani data import`")
     try:
         meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: must hold a JSON object, not a {type(meta).__name__}")
+    if not isinstance(meta.get("version", 0), int):
+        raise DatasetError(f"{path}: version must be a whole number, got {meta['version']!r}")
     if meta.get("format") != FORMAT_NAME:
         raise DatasetError(f"{path}: format is {meta.get('format')!r}, expected {FORMAT_NAME!r}")
     if meta.get("version", 0) > FORMAT_VERSION:
@@ -79,15 +125,22 @@ class Index:
             raise DatasetError(f"{self.root}: no index.jsonl")
         want = (splits,) if isinstance(splits, str) else splits
         offsets = []
+        self.dropped: list[str] = []  # "line N: why" for every record left out as malformed
         with open(self.path, "rb") as f:
             pos = 0
-            for line in f:
+            for n, line in enumerate(f, 1):
                 if line.strip():
-                    rec = _parse(line)
-                    if rec is not None and (want is None or rec.get("split") in want) and (where is None or where(rec)):
+                    rec, why = _parse(line)
+                    why = why or "; ".join(validate_record(rec, self.root))
+                    if why:
+                        self.dropped.append(f"line {n}: {why}")
+                    elif (want is None or rec["split"] in want) and (where is None or where(rec)):
                         offsets.append(pos)
                 pos += len(line)
         self.offsets = np.asarray(offsets, dtype=np.int64)
+        if self.dropped:
+            log.warning("%s: %d malformed record(s) left out (%s%s); `armani data check` lists them",
+                        self.path, len(self.dropped), self.dropped[0], ", ..." if len(self.dropped) > 1 else "")
         self._file, self._pid = None, None
 
     def __len__(self) -> int:
@@ -111,12 +164,15 @@ class Index:
         return state
 
 
-def _parse(line: bytes) -> dict | None:
+def _parse(line: bytes) -> tuple[dict | None, str | None]:
+    """A line's record, or None and why (bad JSON, not UTF-8, not an object)."""
     try:
         rec = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return rec if isinstance(rec, dict) else None
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError as e:
+        return None, f"invalid JSON ({e})"
+    return (rec, None) if isinstance(rec, dict) else (None, "not a JSON object")
 
 
 def iter_records(root: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
@@ -125,13 +181,8 @@ def iter_records(root: str | os.PathLike) -> Iterator[tuple[int, dict | None, st
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-                yield n, rec, None
-            except ValueError as e:
-                yield n, None, str(e)
+            rec, why = _parse(line)
+            yield n, rec, why
 
 
 class DatasetWriter:
@@ -158,9 +209,9 @@ class DatasetWriter:
         return p
 
     def add(self, record: dict) -> None:
-        missing = [k for k in RECORD_KEYS if k not in record]
-        if missing:
-            raise ValueError(f"record {record.get('id')!r} lacks {missing}")
+        problems = validate_record(record, self.tmp)
+        if problems:
+            raise ValueError(f"record {record.get('id')!r}: {'; '.join(problems)}")
         self._index.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.counts[record["split"]] = self.counts.get(record["split"], 0) + 1
 

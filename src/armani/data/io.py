@@ -12,12 +12,33 @@ from PIL import Image
 from ..labels import NUM_LABELS, flat_palette
 
 
+# The most pixels any reader decodes (about 8,000 x 6,000): the header is read first, so a
+# small file claiming a huge image (a decompression bomb) is refused before any memory is used.
+MAX_PIXELS = 48_000_000
+
+
 class BadFile(Exception):
     """A file that cannot be used: unreadable, truncated, wrong size, bad labels."""
 
 
+def check_pixels(path: str | os.PathLike) -> None:
+    """Raise BadFile when the image header of `path` declares more than MAX_PIXELS pixels."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise BadFile(f"missing file {path}") from None
+    except Image.DecompressionBombError as e:
+        raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise BadFile(f"unreadable image {os.fspath(path)}: {e}") from None
+    if w * h > MAX_PIXELS:
+        raise BadFile(f"image {os.fspath(path)} is {w} x {h}, over the {MAX_PIXELS:,}-pixel limit")
+
+
 def read_image_strict(path: str | os.PathLike) -> np.ndarray:
     """Decode an image fully (raising BadFile on truncation or garbage) -> (H, W, 3) uint8 RGB."""
+    check_pixels(path)
     try:
         with Image.open(path) as im:
             im.load()
@@ -30,6 +51,7 @@ def read_image_strict(path: str | os.PathLike) -> np.ndarray:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Fast decode for training -> (H, W, 3) uint8 RGB."""
+    check_pixels(path)
     arr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
     if arr is None:
         return read_image_strict(path)
@@ -38,6 +60,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def read_label_map(path: str | os.PathLike) -> np.ndarray:
     """A single-channel label PNG (palette or grey) -> (H, W) integer ids, no colour mapping."""
+    check_pixels(path)
     try:
         with Image.open(path) as im:
             im.load()

@@ -350,6 +350,8 @@ class Trainer:
             resolved = json.loads((self.run / "config.json").read_text())
             acc.init_trackers(self.run.name or self.task.kind, config=_flat_scalars(resolved))
         ds = self.task.train_dataset()
+        if hasattr(ds, "max_bad_fraction"):
+            ds.max_bad_fraction = cfg.max_bad_fraction
         gb = cfg.batch_size * self.world
         per_epoch = (len(ds) // gb) // cfg.grad_accum * cfg.grad_accum
         if per_epoch == 0:
@@ -413,6 +415,8 @@ class Trainer:
                         row = {"step": step, "lr": lr, "items_per_s": round(seen / max(dt, 1e-9), 2),
                                "elapsed_s": round(time.perf_counter() - t0, 2),
                                **{k: v / hits[k] for k, v in sums.items()}}
+                        if getattr(ds, "bad", None):
+                            row["bad_samples"] = len(ds.bad)
                         last_loss = row.get("loss")
                         if metrics:
                             metrics.write(json.dumps(row) + "\n")
