@@ -69,3 +69,15 @@ def test_training_checks_the_dataset_first(synth_ds, tmp_path, capsys):
     assert main(["-q", "train", "segmenter", "--data", str(ds), "--out", str(tmp_path / "run"), "--config", cfg]) == 2
     assert "fails `armani data check --fast`" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_after_a_torn_log_line(synth_ds, tmp_path):
+    cfg = write_cfg(tmp_path / "s.json", SEG, steps=2)
+    run = tmp_path / "run"
+    args = ["-q", "train", "segmenter", "--data", str(synth_ds), "--out", str(run), "--config", cfg]
+    assert main(args) == 0
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "loss": 0.5')  # killed mid-write
+    assert main(args + ["--resume", "--max-steps", "3"]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]

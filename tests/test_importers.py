@@ -230,3 +230,44 @@ def test_unknown_source_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["-q", "data", "import", "--format", "vitonhd", "--src", str(tmp_path / "empty"),
                  "--out", str(tmp_path / "o")]) == 2
+
+
+def test_hostile_sources_skip_their_sample(tmp_path):
+    """A FIFO among the images (it would hang a reader), a caption file symlinked out of SRC,
+    and captions that are one string, carry control characters or run to 200 KB."""
+    import os
+    src = tmp_path / "folder"
+    (src / "images").mkdir(parents=True)
+    for i in range(5):
+        Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(src / "images" / f"g{i}.png")
+    os.mkfifo(src / "images" / "z.png")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the system's password file\n")
+    (src / "images" / "g0.txt").symlink_to(secret)
+    (src / "images" / "g1.txt").write_text("a red\x00 dress\x1b[31m with a collar\n")
+    (src / "images" / "g2.txt").write_text("x" * 200_000 + "\n")
+    (src / "captions.jsonl").write_text(json.dumps({"image": "g3.png", "captions": "a blue coat"}) + "\n"
+                                        + json.dumps({"image": "g4.png", "captions": {"a": 1}}) + "\n")
+    res = import_dataset("folder", src, tmp_path / "out", tokenizer_vocab=300)
+    reasons = {s["id"]: s["reason"] for s in res.skipped}
+    assert reasons["z"].startswith("not a regular file")
+    assert reasons["g0"].startswith("symlink leaves SRC")
+    assert reasons["g2"] == "caption over 2000 characters"
+    assert reasons["g4"].startswith("captions must be text")
+    caps = {r["id"]: r["captions"] for r in Index(res.out)}
+    assert caps == {"g1": ["a red dress [31m with a collar"], "g3": ["a blue coat"]}
+    assert "password" not in (res.out / "index.jsonl").read_text()
+
+
+def test_one_bad_annotation_skips_only_its_sample(tmp_path):
+    from armani.data import importers
+    good = importers.Candidate("good", tmp_path / "a.png", ["a dress"])
+    bad = importers.Candidate("bad", tmp_path / "b.png", ["a coat"], mask=lambda hw: [][3])  # a malformed polygon
+    for c in (good, bad):
+        Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(c.image)
+    importers.FORMATS["_two"] = lambda src: iter([good, bad])
+    try:
+        res = import_dataset("_two", tmp_path, tmp_path / "out", tokenizer_vocab=300)
+    finally:
+        del importers.FORMATS["_two"]
+    assert res.imported == 1 and res.skipped[0]["reason"].startswith("bad mask annotation: IndexError")

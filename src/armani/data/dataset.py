@@ -40,10 +40,14 @@ class GarmentDataset(Dataset):
         self.meta = read_meta(self.root)
         self.index = Index(self.root, split, where=(lambda r: bool(r.get("mask"))) if require_mask else None)
         if tokenizer is None:
-            if not self.meta.get("tokenizer"):
-                raise ValueError(f"{root} has no tokenizer; run `armani data tokenizer {root}` "
-                                 "or pass one")
-            tokenizer = CaptionTokenizer.from_file(self.root / self.meta["tokenizer"])
+            name = self.meta.get("tokenizer")
+            if not name or not isinstance(name, str):
+                raise DatasetError(f"{root} has no tokenizer; run `armani data tokenizer {root}` "
+                                   "or pass one")
+            try:
+                tokenizer = CaptionTokenizer.from_file(self.root / name)
+            except Exception as e:  # noqa: BLE001 - any unreadable tokenizer file
+                raise DatasetError(f"{self.root / name}: cannot load the tokenizer ({e})") from None
         self.tokenizer = tokenizer
         self.size, self.max_text_len = image_size, max_text_len
         self.augment, self.seed, self.epoch = augment, seed, 0

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..labels import LABEL_ID, NUM_LABELS
-from .format import MAX_CAPTION_WORDS, DatasetWriter, dataset_meta
+from .format import MAX_CAPTION_CHARS, MAX_CAPTION_WORDS, DatasetWriter, dataset_meta
 from .io import BadFile, encode_mask_png, read_image_strict, read_label_map, write_bytes
 from .tokenizer import train_bpe
 
@@ -105,6 +106,21 @@ class Candidate:
     sketch: Path | None = None
     attributes: dict | None = None
     source: str = ""
+    files: tuple[Path, ...] = ()   # the other source files it reads (caption file, mask), checked like the image
+    problem: str | None = None     # a reason to skip it found while listing
+
+
+def source_problem(src: Path, path: Path) -> str | None:
+    """Why a source file must not be read: a symlink leading out of SRC, or not a regular
+    file (a FIFO would hang the import, a device would never end)."""
+    try:
+        if not path.resolve().is_relative_to(src.resolve()):
+            return f"symlink leaves SRC: {path}"
+        if not stat.S_ISREG(path.stat().st_mode):
+            return f"not a regular file: {path}"
+    except OSError as e:
+        return f"unreadable file: {path}: {e}"
+    return None
 
 
 @dataclass
@@ -124,16 +140,25 @@ class ImportFailed(Exception):
     pass
 
 
-def clean_captions(caps: list[str] | None) -> list[str]:
+def clean_captions(caps: list[str] | str | None) -> list[str]:
+    """A list of captions, one string a caption: control characters become spaces, runs of
+    white space one space; captions over the word or character caps are dropped."""
     if caps is None:
         raise Skip("missing caption")
-    caps = [" ".join(str(c).split()) for c in caps]
+    if isinstance(caps, str):
+        caps = [caps]
+    if not isinstance(caps, (list, tuple)) or not all(isinstance(c, str) for c in caps):
+        raise Skip(f"captions must be text or a list of texts, got {type(caps).__name__}")
+    caps = [" ".join("".join(ch if ch.isprintable() else " " for ch in c).split()) for c in caps]
     caps = [c for c in caps if c]
     if not caps:
         raise Skip("empty caption")
     kept = [c for c in caps if len(c.split()) <= MAX_CAPTION_WORDS]
     if not kept:
         raise Skip(f"caption over {MAX_CAPTION_WORDS} words")
+    kept = [c for c in kept if len(c) <= MAX_CAPTION_CHARS]
+    if not kept:
+        raise Skip(f"caption over {MAX_CAPTION_CHARS} characters")
     return kept
 
 
@@ -175,7 +200,7 @@ def folder_candidates(src: Path) -> Iterator[Candidate]:
     SRC/captions.jsonl ({"image": name, "captions": [...]} or "caption": "..."), optional
     SRC/masks/<stem>.png (armani label ids) and SRC/sketches/<stem>.png."""
     img_dir = src / "images" if (src / "images").is_dir() else src
-    jsonl: dict[str, list[str]] = {}
+    jsonl: dict[str, object] = {}
     if (src / "captions.jsonl").is_file():
         for n, line in enumerate((src / "captions.jsonl").read_text().splitlines(), 1):
             if not line.strip():
@@ -183,24 +208,29 @@ def folder_candidates(src: Path) -> Iterator[Candidate]:
             try:
                 rec = json.loads(line)
                 caps = rec.get("captions", rec.get("caption"))
-                jsonl[Path(rec["image"]).name] = [caps] if isinstance(caps, str) else list(caps or [])
+                jsonl[Path(rec["image"]).name] = caps  # clean_captions checks its type
             except (ValueError, KeyError, TypeError) as e:
                 raise ImportFailed(f"captions.jsonl line {n}: {e}") from None
     lut = table_lut({i: name for i, name in enumerate(LABEL_ID)})
     for p in sorted(img_dir.iterdir()):
         if p.suffix.lower() not in IMAGE_EXTS:
             continue
-        caps = None
+        caps, problem, files = None, None, []
         for side in (p.with_suffix(".txt"), src / f"{p.stem}.txt"):
-            if side.is_file():
-                caps = side.read_text(errors="replace").splitlines()
+            if side.exists() or side.is_symlink():
+                problem = source_problem(src, side)
+                if problem is None:
+                    caps = side.read_text(errors="replace").splitlines()
+                    files.append(side)
                 break
         if caps is None:
             caps = jsonl.get(p.name)
         mask = src / "masks" / f"{p.stem}.png"
         sk = src / "sketches" / f"{p.stem}.png"
+        if mask.exists():
+            files.append(mask)
         yield Candidate(p.stem, p, caps, mapped_label_map(mask, lut) if mask.is_file() else None,
-                        sk if sk.is_file() else None, source="folder")
+                        sk if sk.is_file() else None, source="folder", files=tuple(files), problem=problem)
 
 
 def vitonhd_candidates(src: Path) -> Iterator[Candidate]:
@@ -219,7 +249,8 @@ def vitonhd_candidates(src: Path) -> Iterator[Candidate]:
             parse = src / part / "image-parse-v3" / f"{p.stem}.png"
             sk = src / part / "im_sketch" / f"{p.stem}.png"
             yield Candidate(f"{part}-{p.stem}", p, caps.get(key), mapped_label_map(parse, lut),
-                            sk if sk.is_file() else None, source=f"vitonhd/{part}")
+                            sk if sk.is_file() else None, source=f"vitonhd/{part}",
+                            files=(parse,) if parse.exists() else ())
     if not found:
         raise ImportFailed(f"{src}: no train/image or test/image folder (VITON-HD layout)")
 
@@ -244,7 +275,8 @@ def dresscode_candidates(src: Path) -> Iterator[Candidate]:
             lm = src / cat / "label_maps" / f"{key}_4.png"
             sk = src / cat / "im_sketch" / f"{key}_1.png"
             yield Candidate(f"{cat}-{key}", p, captions, mapped_label_map(lm, lut) if lm.is_file() else None,
-                            sk if sk.is_file() else None, source=f"dresscode/{cat}")
+                            sk if sk.is_file() else None, source=f"dresscode/{cat}",
+                            files=(lm,) if lm.exists() else ())
     if not found:
         raise ImportFailed(f"{src}: no upper_body/lower_body/dresses images folder (Dress Code layout)")
 
@@ -259,8 +291,8 @@ def deepfashion_mm_candidates(src: Path) -> Iterator[Candidate]:
     for p in sorted(img_dir.glob("*.jpg")):
         c = caps.get(p.name)
         segm = src / "segm" / f"{p.stem}_segm.png"
-        yield Candidate(p.stem, p, None if c is None else ([c] if isinstance(c, str) else list(c)),
-                        mapped_label_map(segm, lut) if segm.is_file() else None, source="deepfashion-mm")
+        yield Candidate(p.stem, p, c, mapped_label_map(segm, lut) if segm.is_file() else None,
+                        source="deepfashion-mm", files=(segm,) if segm.exists() else ())
 
 
 _FP_CAPTION_ATTRS = ("length", "silhouette", "textile pattern", "nickname", "waistline")
@@ -412,7 +444,7 @@ def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike, str
             try:
                 if sid in seen_ids:
                     raise Skip(f"duplicate id: {sid}")
-                rec = _import_one(cand, sid, w, max_side, val_fraction, test_fraction)
+                rec = _import_one(cand, sid, w, max_side, val_fraction, test_fraction, src)
             except (Skip, BadFile) as e:
                 reason = str(e) if isinstance(e, Skip) else f"unreadable file: {e}"
                 skipped.append({"id": cand.id, "image": str(cand.image), "reason": reason})
@@ -442,10 +474,21 @@ def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike, str
 
 
 def _import_one(cand: Candidate, sid: str, w: DatasetWriter, max_side: int | None,
-                val_fraction: float, test_fraction: float) -> dict:
+                val_fraction: float, test_fraction: float, src: Path) -> dict:
+    if cand.problem:
+        raise Skip(cand.problem)
+    for f in (cand.image, *cand.files, *((cand.sketch,) if cand.sketch is not None else ())):
+        problem = source_problem(src, f)
+        if problem:
+            raise Skip(problem)
     captions = clean_captions(cand.captions)
     img = read_image_strict(cand.image)
-    mask = cand.mask(img.shape[:2]) if cand.mask is not None else None
+    try:
+        mask = cand.mask(img.shape[:2]) if cand.mask is not None else None
+    except (Skip, BadFile):
+        raise
+    except Exception as e:  # noqa: BLE001 - a malformed annotation skips its sample, not the import
+        raise Skip(f"bad mask annotation: {type(e).__name__}: {e}") from None
     if mask is not None and mask.max(initial=0) >= NUM_LABELS:
         raise Skip("label out of range")
     shard = hashlib.sha1(sid.encode()).hexdigest()[:2]

@@ -56,7 +56,11 @@ class CaptionTokenizer:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path}")
-        return cls(Tokenizer.from_file(os.fspath(path)))
+        try:
+            tok = Tokenizer.from_file(os.fspath(path))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exception
+            raise ValueError(f"{path}: not a readable tokenizer.json ({e})") from None
+        return cls(tok)
 
     @classmethod
     def of_bundle(cls, bundle_dir: str | os.PathLike) -> CaptionTokenizer:

@@ -11,8 +11,9 @@ reason, while everything else still runs.
   (torch `interpolate`, align_corners False, no antialias: 64 px garments are upsampled) from
   uint8 RGB, then clamped to [0, 255]; the archive's own resize is then the identity. FIDs are
   only comparable between runs with the same protocol and image size.
-  TorchScript archives are read with `torch.jit.load`, which builds TorchScript objects and
-  tensors only; a plain pickle file is refused.
+  TorchScript archives are read with `torch.jit.load`. A plain pickle file is refused, but a
+  TorchScript archive holds code that runs when it is loaded and called: give only Inception
+  files from a source you trust.
 - CLIP: a folder in the Hugging Face layout (`config.json`, `model.safetensors`,
   `tokenizer.json`; e.g. a copy of `openai/clip-vit-base-patch32`), given as `--clip DIR` or
   `ARMANI_CLIP`. Loaded into `armani.models.clip.CLIP`; images are resized (bicubic) to the

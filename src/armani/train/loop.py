@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..checkpoint import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
 from ..config import TrainConfig, to_dict
-from ..fsutil import install_dir
+from ..fsutil import atomic_write_text, install_dir
 from ..progress import bar
 
 TRAIN_ONLY = "train-only.safetensors"  # checkpoint weights that are not part of the model bundle
@@ -209,6 +209,16 @@ def _flat_scalars(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _logged_step(line: str) -> float:
+    """The step of one metrics.jsonl line; a torn or foreign line (a kill mid-write) counts as
+    after every checkpoint, so resuming drops it."""
+    try:
+        rec = json.loads(line)
+        return float(rec["step"]) if isinstance(rec, dict) and isinstance(rec.get("step"), int) else math.inf
+    except ValueError:
+        return math.inf
+
+
 class Trainer:
     def __init__(self, task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                  quiet: bool = False, extra_config: dict | None = None):
@@ -314,8 +324,8 @@ class Trainer:
         if self.acc.is_main_process:  # drop log lines written after the checkpoint
             mpath = self.run / "metrics.jsonl"
             if mpath.is_file():
-                keep = [ln for ln in mpath.read_text().splitlines() if ln and json.loads(ln)["step"] <= meta["step"]]
-                mpath.write_text("".join(k + "\n" for k in keep))
+                keep = [ln for ln in mpath.read_text(errors="replace").splitlines() if _logged_step(ln) <= meta["step"]]
+                atomic_write_text(mpath, "".join(k + "\n" for k in keep))
         return meta["step"], meta["epoch"], meta["micro"], meta["elapsed"]
 
     def _to_device(self, v):
