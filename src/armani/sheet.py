@@ -1,6 +1,7 @@
 """Contact sheets of generations: the conditions beside the results, one row per prompt."""
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 
@@ -59,3 +60,23 @@ def render(rows: list[Row]) -> np.ndarray:
 
 def save_png(img: np.ndarray, path) -> None:
     Image.fromarray(img).save(path)
+
+
+def pair_grid(orig, rec, cols: int = 8) -> np.ndarray:
+    """Rows of originals, each followed by a row of their reconstructions; `orig` and `rec`
+    are (N, C, H, W) tensors in [0, 1] (C 1 or 3)."""
+    def rgb(t):
+        t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
+        return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    o, r = rgb(orig), rgb(rec)
+    n, h, w, _ = o.shape
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    pad = 2
+    out = np.full((rows * 2 * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i in range(n):
+        rr, cc = divmod(i, cols)
+        y, x = pad + rr * 2 * (h + pad), pad + cc * (w + pad)
+        out[y:y + h, x:x + w] = o[i]
+        out[y + h + pad:y + 2 * h + pad, x:x + w] = r[i]
+    return out

@@ -35,8 +35,7 @@ from .checkpoint import (PIPELINE_FILE, WEIGHTS, atomic_dir, component_dir, load
 from .data.dataset import GarmentDataset
 from .data.format import read_meta
 from .data.tokenizer import CaptionTokenizer
-from .train.stage1 import fusion_inputs
-from .train.tasks import predicted_or_true_masks
+from .fusion import fusion_inputs, predicted_or_true_masks
 
 TOKENS_FORMAT = "armani-tokens/1"
 

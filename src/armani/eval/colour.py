@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ..colourspace import D65_WHITE, SRGB_TO_XYZ
 from ..data.vocab import COLORS
 
 #: Colour names in a fixed order (SynthFashion's main colours).
@@ -26,10 +27,6 @@ BACKDROP_DE = 12.0
 #: Below this share of garment pixels the garment is taken to be white (it blends into the backdrop).
 MIN_GARMENT = 0.04
 _SHADES = (0.8, 0.9, 1.0, 1.05)  # the renderer's light and folds scale colours by about this much
-#: Linear sRGB -> CIE XYZ, and the D65 white point (shared with the training loss's conversion).
-SRGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750),
-               (0.0193339, 0.1191920, 0.9503041))
-D65_WHITE = (0.95047, 1.0, 1.08883)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

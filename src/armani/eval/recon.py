@@ -23,7 +23,6 @@ channels and the valid (unpadded) window positions, then over images.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from ..data.dataset import GarmentDataset
 from ..data.format import read_meta
 from ..data.io import encode_png_rgb, write_bytes
 from ..models.quantize import perplexity_of
+from ..sheet import pair_grid
 from ..tokenize import load_stage1
 from .colour import colour_error, garment_pixels, main_colour
 
@@ -134,7 +134,7 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
     if grid:
         orig = torch.cat([o for o, _ in shown])[:grid_n]
         recs = torch.cat([r for _, r in shown])[:grid_n]
-        write_bytes(grid, encode_png_rgb(_grid(orig, recs)))
+        write_bytes(grid, encode_png_rgb(pair_grid(orig, recs)))
         rep["grid"] = str(grid)
     return rep
 
@@ -180,22 +180,3 @@ def _maskclip_score(st, images: torch.Tensor, ids: torch.Tensor, lengths: torch.
     m, mv, _ = st.maskclip.encode_mask(st.segmenter(images).argmax(1))
     t, tv, _ = st.maskclip.encode_text(ids, lengths)
     return 100.0 * pair_similarity(m, mv, t, tv).clamp(min=0)
-
-
-def _grid(orig: torch.Tensor, rec: torch.Tensor, cols: int = 8) -> np.ndarray:
-    """Rows of originals, each followed by a row of their reconstructions."""
-    def rgb(t):
-        t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
-        return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    o, r = rgb(orig), rgb(rec)
-    n, h, w, _ = o.shape
-    cols = min(cols, n)
-    rows = math.ceil(n / cols)
-    pad = 2
-    out = np.full((rows * 2 * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        rr, cc = divmod(i, cols)
-        y, x = pad + rr * 2 * (h + pad), pad + cc * (w + pad)
-        out[y:y + h, x:x + w] = o[i]
-        out[y + h + pad:y + 2 * h + pad, x:x + w] = r[i]
-    return out

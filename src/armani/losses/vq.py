@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from ..eval.colour import D65_WHITE, SRGB_TO_XYZ
+from ..colourspace import D65_WHITE, SRGB_TO_XYZ
 from .contrastive import pair_similarity, tokenwise_contrastive_loss
 
 

@@ -14,6 +14,7 @@ from ..config import TrainConfig, from_dict, load_raw, to_dict
 from ..data.dataset import GarmentDataset
 from ..data.format import read_meta
 from ..data.tokenizer import CaptionTokenizer
+from ..fusion import fusion_inputs, predicted_or_true_masks
 from ..losses.vq import (
     FeaturePerceptual,
     VQGANLossConfig,
@@ -24,10 +25,9 @@ from ..losses.vq import (
     load_vgg16,
     semantic_term,
 )
-from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
+from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel
 from .loop import Task
 from .probes import grad_share, probe_due
-from .tasks import predicted_or_true_masks
 
 
 class VQGANWithDisc(nn.Module):
@@ -75,15 +75,6 @@ class Frozen:
         return self
 
 
-def fusion_inputs(maskclip: nn.Module, mask: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor):
-    """MaskCLIP tokens of a batch and eq. 9's aligned text per latent position."""
-    with torch.no_grad():
-        m, mv, _ = maskclip.encode_mask(mask)
-        t, tv, _ = maskclip.encode_text(ids, lengths)
-        text, fuse = aligned_text(m, mv, t, tv)
-    return text, fuse, t, tv
-
-
 @dataclass
 class VQGANTask(Task):
     data: Path = Path()
@@ -107,7 +98,7 @@ class VQGANTask(Task):
         """Reconstructions of a fixed set of samples: run/samples/step-XXXXXXXX.png
         (originals above their reconstructions)."""
         from ..data.io import encode_png_rgb, write_bytes
-        from ..eval.recon import _grid
+        from ..sheet import pair_grid
         vq = model.vq.eval()
         dev = next(vq.parameters()).device
         if self._fixed is None:
@@ -127,7 +118,7 @@ class VQGANTask(Task):
             recon = vq(x, text, fuse)[0].clamp(-1, 1)
         (run / "samples").mkdir(exist_ok=True)
         write_bytes(run / "samples" / f"step-{step:08d}.png",
-                    encode_png_rgb(_grid((x.float().cpu() + 1) / 2, (recon.float().cpu() + 1) / 2)))
+                    encode_png_rgb(pair_grid((x.float().cpu() + 1) / 2, (recon.float().cpu() + 1) / 2)))
 
     def inputs(self, batch: dict) -> torch.Tensor:
         return batch["sketch"] * 2 - 1 if self.sketch else batch["image"]

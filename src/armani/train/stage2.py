@@ -190,7 +190,7 @@ class TransformerTask(Task):
         """Samples of the model so far: run/samples/step-XXXXXXXX.png, the first 4 validation
         images (their tokens decoded) above samples from their captions alone (guidance 3)."""
         from ..data.io import encode_png_rgb, write_bytes
-        from ..eval.recon import _grid
+        from ..sheet import pair_grid
         from ..sampling import SamplingConfig, sample_tokens
         if self.frozen.vq is None:
             return
@@ -211,7 +211,7 @@ class TransformerTask(Task):
             fake = vq.decode_indices(tokens.view(shape)).clamp(-1, 1)
         (run / "samples").mkdir(exist_ok=True)
         write_bytes(run / "samples" / f"step-{step:08d}.png",
-                    encode_png_rgb(_grid((real.float().cpu() + 1) / 2, (fake.float().cpu() + 1) / 2)))
+                    encode_png_rgb(pair_grid((real.float().cpu() + 1) / 2, (fake.float().cpu() + 1) / 2)))
 
     def batch_items(self, batch: dict) -> int:
         return int(batch["image"].shape[0])

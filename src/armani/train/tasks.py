@@ -14,6 +14,7 @@ from ..config import TrainConfig, from_dict, load_raw
 from ..data.dataset import IGNORE_INDEX, GarmentDataset
 from ..data.format import read_meta
 from ..data.tokenizer import CaptionTokenizer
+from ..fusion import predicted_or_true_masks
 from ..models.maskclip import MaskCLIP, MaskCLIPConfig
 from ..models.segmenter import Segmenter, SegmenterConfig
 from .loop import Task
@@ -25,18 +26,6 @@ def load_configs(kind: str, spec, model_cls, overrides: dict | None = None) -> t
     train = {k: v for k, v in (overrides or {}).items() if v is not None}
     train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
     return model_cfg, train_cfg
-
-
-def predicted_or_true_masks(batch: dict, segmenter: nn.Module | None) -> torch.Tensor:
-    """Ground-truth masks; where a sample has none, the frozen segmenter's prediction."""
-    mask = batch["mask"]
-    if not bool(batch["has_mask"].all()):
-        if segmenter is None:
-            raise ValueError("some samples have no part mask and no segmenter was given")
-        with torch.no_grad():
-            pred = segmenter(batch["image"]).argmax(1)
-        mask = torch.where(batch["has_mask"][:, None, None], mask, pred)
-    return mask
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,67 @@
+"""Imports flow one way: no import cycle in the package (lazy imports inside functions
+included), and generating loads no training or evaluation code."""
+import ast
+import subprocess
+import sys
+
+from conftest import REPO
+
+SRC = REPO / "src"
+
+
+def _modules() -> dict[str, object]:
+    mods = {}
+    for f in (SRC / "armani").rglob("*.py"):
+        name = ".".join(f.relative_to(SRC).with_suffix("").parts)
+        mods[name.removesuffix(".__init__")] = f
+    return mods
+
+
+def _imports(name: str, path, mods) -> set[str]:
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+            names = [f"{target}.{a.name}" for a in node.names] + [target]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for t in names:
+            while t and t not in mods and "." in t:
+                t = t.rpartition(".")[0]
+            if t in mods and t != name:
+                out.add(t)
+    return out
+
+
+def test_no_import_cycle():
+    mods = _modules()
+    graph = {m: _imports(m, p, mods) for m, p in mods.items()}
+    assert graph["armani.tokenize"], "the walker found no imports: it is broken"
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m, path):
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if n == "armani":  # the package's own __init__ (imported by everything)
+                continue
+            if state.get(n) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(n):] + [n]))
+            if n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_generating_loads_no_training_or_evaluation_code():
+    code = ("import sys, armani\n"
+            "armani.generate(armani.load(), text='a red dress', n=1, seed=0)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('armani.train', 'armani.eval'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
