@@ -661,7 +661,7 @@ def cmd_generate(args) -> int:
 
     import numpy as np
 
-    from .pipeline import generate_from, load, prepare, sampling_config
+    from .pipeline import generate_from, prepare, unknown_words_message
     from .progress import bar
     from .sheet import Row, render, save_png
     box = None
@@ -678,17 +678,12 @@ def cmd_generate(args) -> int:
             args.text.encode("utf-8")
         except UnicodeEncodeError:
             raise UserError("--text is not valid UTF-8 text (check the terminal's encoding)") from None
-    g = load(args.model)
+    g = _load_sampled(args)
+    cfg = g.sampling
     cond = prepare(g, args.text, args.sketch, args.sketch_from, args.partial, box, args.keep_mask)
-    unknown = g.tokenizer.unknown_words(args.text) if args.text else []
+    unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
     if unknown:
-        print(f"warning: words this model does not know (it reads them as noise): {', '.join(unknown)}",
-              file=sys.stderr)
-    cfg = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance)
-    try:
-        cfg.check()
-    except ValueError as e:
-        raise UserError(str(e)) from None
+        print(f"warning: {unknown_words_message(unknown)}", file=sys.stderr)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little")
     args.out.mkdir(parents=True, exist_ok=True)
     shown = []

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pipeline import Generator, GenerationError, generate_from, load, prepare, sampling_config
+from .pipeline import (Generator, GenerationError, generate_from, load, prepare, sampling_config,
+                       unknown_words_message)
 from .sheet import Row, render
 
 MAX_SAMPLES = 16
@@ -125,7 +126,7 @@ def run_generation(g: Generator, text: str | None = None, sketch=None, partial=N
              f"guidance {cfg.guidance:g}"]
     unknown = g.tokenizer.unknown_words(text) if text else []
     if unknown:
-        notes.append("words this model does not know (it reads them as noise): " + ", ".join(unknown))
+        notes.append(unknown_words_message(unknown))
     return Result(list(images), sheet, "\n\n".join(notes))
 
 

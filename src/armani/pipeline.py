@@ -51,6 +51,11 @@ class UnknownWordsWarning(UserWarning):
     """A prompt has words the model never saw in its training captions."""
 
 
+def unknown_words_message(words: list[str]) -> str:
+    """The one wording of the unknown-words warning (CLI, API, demo)."""
+    return f"words this model does not know (it reads them as noise): {', '.join(words)}"
+
+
 class GenerationError(ValueError):
     """Bad generation input: a missing or unreadable file, a box outside the image, ..."""
 
@@ -90,10 +95,9 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device = "cp
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
-    if (path / PIPELINE_FILE).is_file():
-        return _load_pipeline(path, device)
-    if (path / "model" / PIPELINE_FILE).is_file():  # a quickstart folder
-        return _load_pipeline(path / "model", device)
+    pipe = pipeline_dir(path)  # a pipeline folder, or a quickstart folder's model/
+    if pipe is not None:
+        return _load_pipeline(pipe, device)
     b = load_bundle(path, "transformer", device)
     parents = b.meta.get("parents", {})
     if "vqgan" not in parents:
@@ -359,8 +363,7 @@ def generate(model: Generator | str | os.PathLike | None = None, text: str | Non
     cond = prepare(g, text, sketch, sketch_from, partial, keep_box, keep_mask)
     unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
     if unknown:
-        warnings.warn(f"words this model does not know (it reads them as noise): {', '.join(unknown)}",
-                      UnknownWordsWarning, stacklevel=2)
+        warnings.warn(unknown_words_message(unknown), UnknownWordsWarning, stacklevel=2)
     return generate_from(g, cond, n, seed, sampling_config(g, temperature, top_k, top_p, guidance))
 
 

@@ -21,31 +21,37 @@ class BadFile(Exception):
     """A file that cannot be used: unreadable, truncated, wrong size, bad labels."""
 
 
+def _check_size(im: Image.Image, path) -> None:
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise BadFile(f"image {os.fspath(path)} is {w} x {h}, over the {MAX_PIXELS:,}-pixel limit")
+
+
 def check_pixels(path: str | os.PathLike) -> None:
     """Raise BadFile when the image header of `path` declares more than MAX_PIXELS pixels."""
     try:
         with Image.open(path) as im:
-            w, h = im.size
+            _check_size(im, path)
     except FileNotFoundError:
         raise BadFile(f"missing file {path}") from None
     except Image.DecompressionBombError as e:
         raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise BadFile(f"unreadable image {os.fspath(path)}: {e}") from None
-    if w * h > MAX_PIXELS:
-        raise BadFile(f"image {os.fspath(path)} is {w} x {h}, over the {MAX_PIXELS:,}-pixel limit")
 
 
 def read_image_strict(path: str | os.PathLike) -> np.ndarray:
     """Decode an image fully (raising BadFile on truncation or garbage) -> (H, W, 3) uint8 RGB."""
-    check_pixels(path)
     try:
         with Image.open(path) as im:
+            _check_size(im, path)  # from the header, before decoding
             im.load()
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise BadFile(f"missing file {path}") from None
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+    except Image.DecompressionBombError as e:
+        raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise BadFile(f"unreadable image {os.fspath(path)}: {e}") from None
 
 
@@ -60,15 +66,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def read_label_map(path: str | os.PathLike) -> np.ndarray:
     """A single-channel label PNG (palette or grey) -> (H, W) integer ids, no colour mapping."""
-    check_pixels(path)
     try:
         with Image.open(path) as im:
+            _check_size(im, path)  # from the header, before decoding
             im.load()
             if im.mode not in ("P", "L", "I", "I;16"):
                 raise BadFile(f"label map {os.fspath(path)} has mode {im.mode}, expected one channel")
             return np.asarray(im)
     except FileNotFoundError:
         raise BadFile(f"missing file {path}") from None
+    except Image.DecompressionBombError as e:
+        raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise BadFile(f"unreadable label map {os.fspath(path)}: {e}") from None
 
