@@ -20,8 +20,8 @@ from dataclasses import replace
 import torch
 
 from armani.config import from_dict, load_raw
+from armani.inference.sampling import SamplingConfig, sample_tokens
 from armani.models.transformer import CrossModalTransformer, TransformerConfig
-from armani.sampling import SamplingConfig, sample_tokens
 
 
 def run(cfg: TransformerConfig, batch: int, sampling: SamplingConfig) -> dict:

@@ -10,7 +10,13 @@ import pytest
 from conftest import write_cfg
 
 from armani.cli import main
-from armani.data.io import MAX_PIXELS, BadFile, read_image, read_image_strict, read_label_map
+from armani.formats.images import (
+    MAX_PIXELS,
+    BadFile,
+    read_image,
+    read_image_strict,
+    read_label_map,
+)
 
 SEG = {"image_size": 48, "channels": [4, 8]}
 

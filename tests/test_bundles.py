@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from armani.checkpoint import WEIGHTS, load_bundle
 from armani.cli import main
-from armani.pipeline import load, shipped_model
+from armani.formats.bundle import WEIGHTS, load_bundle
+from armani.inference.pipeline import load, shipped_model
 
 
 @pytest.fixture()

@@ -45,7 +45,7 @@ def test_bad_arguments_exit_cleanly(tmp_path, capsys):
 
 
 def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
-    from armani.quickstart import PROFILES
+    from armani.recipes.quickstart import PROFILES
     out = tmp_path / "qs"
     args = ["-q", "quickstart", "--out", str(out), "--n", "120", "--size", "32", "--profile", "tiny"]
     assert main(args) == 0

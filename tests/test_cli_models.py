@@ -6,8 +6,8 @@ import shutil
 from PIL import Image
 
 from armani.cli import main
-from armani.data.format import Index
-from armani.data.io import read_mask
+from armani.formats.dataset import Index
+from armani.formats.images import read_mask
 
 
 def _cfg(path, model: dict, steps: int = 3, batch: int = 8):

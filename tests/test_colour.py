@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from armani.data.synth import make_sample
-from armani.eval.colour import NAMES, ciede2000, colour_error, colour_prompts, garment_pixels, main_colour, rgb_to_lab
+from armani.eval.colour import (
+    NAMES,
+    ciede2000,
+    colour_error,
+    colour_prompts,
+    garment_pixels,
+    main_colour,
+    rgb_to_lab,
+)
 
 
 @pytest.mark.parametrize("lab1,lab2,de", [  # Sharma, Wu and Dalal (2005), table 1

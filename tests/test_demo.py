@@ -9,7 +9,7 @@ import pytest
 
 import armani
 from armani.demo import run_generation
-from armani.pipeline import GenerationError
+from armani.inference.pipeline import GenerationError
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_unknown_words_are_named(shipped):
 
 
 def test_api_warns_of_unknown_words(shipped):
-    from armani.pipeline import UnknownWordsWarning
+    from armani.inference.pipeline import UnknownWordsWarning
     with pytest.warns(UnknownWordsWarning, match="emerald, velvet"):
         armani.generate(shipped, text="an emerald velvet dress", n=1, seed=0)
 

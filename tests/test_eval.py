@@ -235,14 +235,14 @@ def test_judge_refuses_data_without_attributes(samples, tmp_path):
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    from armani.experiment import ExperimentConfig, run_experiment
+    from armani.recipes.experiment import ExperimentConfig, run_experiment
     out = tmp_path_factory.mktemp("exp") / "paper"
     summary = run_experiment(ExperimentConfig(out, "micro", quiet=True), log=lambda *_: None)
     return out, summary
 
 
 def test_experiment_micro_end_to_end(micro):
-    from armani.experiment import EVAL_TASKS, VARIANTS
+    from armani.recipes.experiment import EVAL_TASKS, VARIANTS
     out, summary = micro
     assert set(summary["results"]) == set(VARIANTS)
     for v, res in summary["results"].items():
@@ -281,7 +281,7 @@ def test_experiment_micro_end_to_end(micro):
 
 
 def test_experiment_resumes_without_retraining(micro):
-    from armani.experiment import ExperimentConfig, run_experiment
+    from armani.recipes.experiment import ExperimentConfig, run_experiment
     out, summary = micro
     before = (out / "summary.json").read_text()
     seen = []

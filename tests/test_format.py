@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from armani.data.check import check_dataset
-from armani.data.format import DatasetError, DatasetWriter, Index, dataset_meta, read_meta
-from armani.data.io import encode_mask_png, write_bytes
+from armani.formats.dataset import (
+    DatasetError,
+    DatasetWriter,
+    Index,
+    dataset_meta,
+    read_meta,
+)
+from armani.formats.images import encode_mask_png, write_bytes
 
 
 def test_index_random_access_and_split_filter(synth_ds):
@@ -83,7 +89,7 @@ def test_hostile_records_are_reported_and_left_out(synth_ds, tmp_path):
     import json as _json
 
     from armani.data.check import check_dataset
-    from armani.data.format import Index
+    from armani.formats.dataset import Index
     ds = _copy_ds(synth_ds, tmp_path / "ds")
     lines = (ds / "index.jsonl").read_bytes().splitlines(keepends=True)
     good = _json.loads(lines[0])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from armani.fsutil import STAGING, TRASH, install_dir, recover, staging_dir
+from armani.formats.fsutil import STAGING, TRASH, install_dir, recover, staging_dir
 
 
 def _folder_src(root: Path, n: int, colour) -> Path:
@@ -108,7 +108,7 @@ def test_import_overwrite_survives_sigkill(tmp_path):
 
 def test_export_over_a_model_survives_sigkill(tmp_path):
     import armani
-    from armani.pipeline import shipped_model
+    from armani.inference.pipeline import shipped_model
     src = shipped_model()
     out = tmp_path / "model"
     refs = {}
@@ -161,7 +161,7 @@ def test_outputs_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
         staged = staging_dir(tmp_path / "m")
-        from armani.fsutil import atomic_write_text
+        from armani.formats.fsutil import atomic_write_text
         atomic_write_text(staged / "f.json", "{}")
         install_dir(staged, tmp_path / "m")
     finally:

@@ -15,9 +15,9 @@ from PIL import Image
 
 from armani.data.check import check_dataset
 from armani.data.dataset import GarmentDataset
-from armani.data.format import DatasetError, Index
 from armani.data.importers import ImportFailed, import_dataset
-from armani.pipeline import load, shipped_model
+from armani.formats.dataset import DatasetError, Index
+from armani.inference.pipeline import load, shipped_model
 
 CASES = 40
 VALUES = [None, 0, -1, 3.5, True, "", "x", "../../etc/passwd", "/etc/passwd", "images/../../x.png", [], ["a"],

@@ -10,10 +10,16 @@ from PIL import Image
 
 from armani.cli import main
 from armani.data.check import check_dataset
-from armani.data.format import Index
-from armani.data.importers import (DEEPFASHION_MM_TABLE, DRESSCODE_TABLE, VITONHD_TABLE, ImportFailed,
-                                   decode_coco_rle, import_dataset)
-from armani.data.io import read_mask
+from armani.data.importers import (
+    DEEPFASHION_MM_TABLE,
+    DRESSCODE_TABLE,
+    VITONHD_TABLE,
+    ImportFailed,
+    decode_coco_rle,
+    import_dataset,
+)
+from armani.formats.dataset import Index
+from armani.formats.images import read_mask
 from armani.labels import LABEL_ID, NUM_LABELS
 
 

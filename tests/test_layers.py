@@ -40,7 +40,7 @@ def _imports(name: str, path, mods) -> set[str]:
 def test_no_import_cycle():
     mods = _modules()
     graph = {m: _imports(m, p, mods) for m, p in mods.items()}
-    assert graph["armani.tokenize"], "the walker found no imports: it is broken"
+    assert graph["armani.inference.image_tokens"], "the walker found no imports: it is broken"
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(m, path):

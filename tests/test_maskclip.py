@@ -6,10 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from armani.checkpoint import load_bundle, save_bundle
 from armani.config import from_dict, load_raw
-from armani.losses.contrastive import (global_contrastive_loss, pair_similarity, token_similarity,
-                                       tokenwise_contrastive_loss)
+from armani.formats.bundle import load_bundle, save_bundle
+from armani.losses.contrastive import (
+    global_contrastive_loss,
+    pair_similarity,
+    token_similarity,
+    tokenwise_contrastive_loss,
+)
 from armani.models.maskclip import MaskCLIP, MaskCLIPConfig
 from armani.models.segmenter import Segmenter, SegmenterConfig
 

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image, ImageDraw
 
-from armani.sheet import Row, label_font, render
+from armani.report.sheet import Row, label_font, render
 
 
 def _widest_gap(text: str, font) -> int:

@@ -6,17 +6,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import write_cfg as _write_cfg
 from safetensors.torch import save_file
 
-from armani.checkpoint import load_bundle, save_bundle
 from armani.cli import main
 from armani.data.vocab import COLORS
+from armani.formats.bundle import load_bundle, save_bundle
+from armani.formats.tokens import TokenSet
+from armani.inference.image_tokens import keep_cells, partial_tokens
 from armani.losses.vq import VGG16Features, adaptive_weight, hinge_d_loss, load_vgg16
 from armani.models.quantize import VectorQuantizer
 from armani.models.vqgan import PatchDiscriminator, VQGANConfig, VQModel, aligned_text
-from armani.tokenize import TokenSet, keep_cells, partial_tokens
-
-from conftest import write_cfg as _write_cfg
 
 TINY = {"image_size": 32, "channels": (8, 16, 16, 16), "z_channels": 16, "num_codes": 32, "code_dim": 4,
         "text_dim": 8}
@@ -222,8 +222,8 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
     assert ts.text.shape[1] == 4 and (ts.text_len[:, 0] > 2).all()
     # Round trip: the stored codes are what the tokenizer gives for the same samples.
     from armani.data.dataset import GarmentDataset
-    from armani.tokenize import load_stage1
-    st = load_stage1(run)
+    from armani.inference.image_tokens import load_image_tokenizer
+    st = load_image_tokenizer(run)
     ds = GarmentDataset(synth_ds, "val", image_size=48, tokenizer=st.tokenizer, max_text_len=st.max_text_len,
                         augment=False, caption="first")
     items = [ds[i] for i in range(4)]
@@ -339,6 +339,7 @@ def test_semantic_contrastive_loss_hand_computed():
     """Two images, one mask token each, captions of one word each: the loss is the symmetric
     cross entropy of the 2 x 2 similarity matrix at MaskCLIP's temperature (eq. 6-8)."""
     import math
+
     from armani.losses.contrastive import tokenwise_contrastive_loss
     m = torch.tensor([[[1.0, 0.0]], [[0.6, 0.8]]])       # (B=2, N=1, D=2), unit vectors
     t = torch.tensor([[[0.8, 0.6]], [[0.0, 1.0]]])       # (C=2, L=1, D=2)
@@ -374,7 +375,7 @@ def test_text_code_change_on_a_toy_model(synth_ds, tiny_parents):
     """The probe counts what the caption decides: nothing when the word has no weight or the
     swapped caption is the same; something when the codes are the words alone."""
     from armani.data.dataset import GarmentDataset
-    from armani.tokenize import Stage1
+    from armani.inference.image_tokens import ImageTokenizer
     seg = load_bundle(tiny_parents / "seg", "segmenter").model
     clip = load_bundle(tiny_parents / "clip", "maskclip").model
     ds = GarmentDataset(synth_ds, "train", image_size=48, max_text_len=48, augment=False, caption="first")
@@ -386,7 +387,7 @@ def test_text_code_change_on_a_toy_model(synth_ds, tiny_parents):
         torch.manual_seed(0)
         cfg = VQGANConfig(**{**TINY, "image_size": 48, "channels": (8, 16, 16, 16), "text_dim": 8,
                              "fusion_weight": weight, "num_codes": 64})
-        st = Stage1(VQModel(cfg).eval(), clip, seg, None, 48, tiny_parents)
+        st = ImageTokenizer(VQModel(cfg).eval(), clip, seg, None, 48, tiny_parents)
         a = list(args)
         if same:
             a[1], a[2] = a[1][:1].expand_as(a[1]), a[2][:1].expand_as(a[2])

@@ -11,10 +11,10 @@ from conftest import write_cfg
 from PIL import Image
 
 import armani
-from armani.checkpoint import load_bundle, save_bundle
 from armani.cli import main
+from armani.formats.bundle import load_bundle, save_bundle
+from armani.inference.sampling import SamplingConfig, filter_logits, sample_tokens
 from armani.models.transformer import CrossModalTransformer, TransformerConfig
-from armani.sampling import SamplingConfig, filter_logits, sample_tokens
 from armani.train.stage2 import Stage2LossConfig, TransformerTask, conditions, token_box
 
 TINY = TransformerConfig(text_vocab=20, text_len=6, sketch_codes=10, sketch_len=4, image_codes=12, image_len=9,
@@ -320,7 +320,7 @@ def _garment_rgb(images: np.ndarray) -> np.ndarray:
 
 
 def test_shipped_model_generates_and_follows_colour(tmp_path, capsys):
-    from armani.pipeline import shipped_model
+    from armani.inference.pipeline import shipped_model
     assert shipped_model() is not None, "the package ships no model (src/armani/pretrained/synthfashion)"
     out = tmp_path / "g"
     assert main(["-q", "generate", "--text", "a red T-shirt with a white logo", "--n", "2", "--seed", "0",

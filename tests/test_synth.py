@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from armani.data.format import Index
-from armani.data.io import read_image, read_mask
 from armani.data.make_synth import write_synth
 from armani.data.synth import DEFAULT_HOLDOUT, make_sample, parse_holdout
 from armani.data.vocab import CATEGORIES, COLORS, PATTERNS, parts_named
+from armani.formats.dataset import Index
+from armani.formats.images import read_image, read_mask
 from armani.labels import LABEL_ID, LABELS, NUM_LABELS, PALETTE, SMALL_PARTS
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
@@ -20,7 +21,6 @@ from torch.utils.data import Dataset
 from armani.cli import main
 from armani.config import TrainConfig
 from armani.train.loop import Task, Trainer, TrainingDiverged, checkpoints
-from conftest import REPO
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ __version__ = "0.1.0"
 
 
 def load(path=None, device="cpu"):
-    """A generation pipeline (see `armani.pipeline.load`)."""
-    from .pipeline import load as _load
+    """A generation pipeline (see `armani.inference.pipeline.load`)."""
+    from .inference.pipeline import load as _load
     return _load(path, device)
 
 
 def generate(model=None, **kwargs):
     """(n, H, W, 3) uint8 garments from text, sketch and/or partial image (see
-    `armani.pipeline.generate`)."""
-    from .pipeline import generate as _generate
+    `armani.inference.pipeline.generate`)."""
+    from .inference.pipeline import generate as _generate
     return _generate(model, **kwargs)

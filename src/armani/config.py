@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import MissingInput, UserError
+
 T = TypeVar("T")
 
 
@@ -46,7 +48,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, base: T | None = None) 
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+        raise UserError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return dataclasses.replace(base, **data) if base is not None else cls(**data)
 
@@ -66,18 +68,18 @@ def load_raw(kind: str, spec: str | os.PathLike | None) -> dict[str, Any]:
     path = Path(spec)
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
+            raise MissingInput(f"config file not found: {path}")
         try:
             user = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON ({e})") from None
+            raise UserError(f"{path}: invalid JSON ({e})") from None
         base = load_raw(kind, user.pop("preset", "cpu"))
         for section in ("model", "train", "loss"):
             base[section] = {**base.get(section, {}), **user.pop(section, {})}
         if user:
-            raise ValueError(f"{path}: unknown sections {sorted(user)} (expected model, train, loss, preset)")
+            raise UserError(f"{path}: unknown sections {sorted(user)} (expected model, train, loss, preset)")
         return base
     res = resources.files("armani") / "configs" / f"{kind}-{spec}.json"
     if not res.is_file():
-        raise ValueError(f"no {kind} preset {str(spec)!r}; presets: {', '.join(preset_names(kind))}")
+        raise UserError(f"no {kind} preset {str(spec)!r}; presets: {', '.join(preset_names(kind))}")
     return json.loads(res.read_text())

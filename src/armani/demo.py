@@ -18,9 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pipeline import (Generator, GenerationError, generate_from, load, prepare, sampling_config,
-                       unknown_words_message)
-from .sheet import Row, render
+from .inference.pipeline import (
+    GenerationError,
+    Generator,
+    generate_from,
+    load,
+    prepare,
+    sampling_config,
+    unknown_words_message,
+)
+from .report.sheet import Row, render
 
 MAX_SAMPLES = 16
 EXAMPLES = ("a red T-shirt with a white logo", "a blue dress", "a black jacket with a zipper",

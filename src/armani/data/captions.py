@@ -10,7 +10,6 @@ import numpy as np
 
 from .vocab import NOUNS, NUMBER_WORDS, parts_named
 
-
 PLURAL_NOUNS = frozenset({"trousers", "pants", "slacks", "shorts"})
 
 

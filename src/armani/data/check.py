@@ -7,8 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .format import SPLITS, DatasetError, iter_records, read_meta, validate_record
-from .io import BadFile, read_image_strict, read_mask
+from ..formats.dataset import (
+    SPLITS,
+    DatasetError,
+    iter_records,
+    read_meta,
+    validate_record,
+)
+from ..formats.images import BadFile, read_image_strict, read_mask
 from .tokenizer import CaptionTokenizer
 
 

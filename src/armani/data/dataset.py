@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import UserError
+from ..formats.dataset import DatasetError, Index, read_meta
+from ..formats.images import BadFile, read_image, read_mask
 from ..labels import NUM_LABELS
-from .format import DatasetError, Index, read_meta
-from .io import BadFile, read_image, read_mask
 from .tokenizer import CaptionTokenizer
 from .transforms import letterbox, partial, partial_box, sketch
 
@@ -52,7 +53,7 @@ class GarmentDataset(Dataset):
         self.size, self.max_text_len = image_size, max_text_len
         self.augment, self.seed, self.epoch = augment, seed, 0
         if caption not in ("random", "first"):
-            raise ValueError("caption must be 'random' or 'first'")
+            raise UserError("caption must be 'random' or 'first'")
         self.caption = caption
         self.bad: dict[int, str] = {}     # samples that could not be read: index -> why
         self.max_bad_fraction = 0.001     # more unreadable samples than this share stop the run
@@ -113,7 +114,6 @@ class GarmentDataset(Dataset):
             "sketch": torch.from_numpy(edges > 0).float()[None],
             "partial": to_unit(part),
             "keep": torch.from_numpy(keep).float()[None],
-            "index": torch.tensor(i),
         }
 
 

@@ -22,9 +22,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import UserError
+from ..formats.dataset import (
+    MAX_CAPTION_CHARS,
+    MAX_CAPTION_WORDS,
+    DatasetWriter,
+    dataset_meta,
+)
+from ..formats.images import (
+    BadFile,
+    encode_mask_png,
+    read_image_strict,
+    read_label_map,
+    write_bytes,
+)
 from ..labels import LABEL_ID, NUM_LABELS
-from .format import MAX_CAPTION_CHARS, MAX_CAPTION_WORDS, DatasetWriter, dataset_meta
-from .io import BadFile, encode_mask_png, read_image_strict, read_label_map, write_bytes
 from .tokenizer import train_bpe
 
 log = logging.getLogger(__name__)
@@ -136,7 +148,7 @@ class ImportResult:
                 + f" -> {self.out}")
 
 
-class ImportFailed(Exception):
+class ImportFailed(UserError):
     pass
 
 

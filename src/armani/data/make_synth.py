@@ -7,8 +7,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .format import DatasetWriter, dataset_meta
-from .io import encode_mask_png, encode_png_rgb, write_bytes
+from ..errors import UserError
+from ..formats.dataset import DatasetWriter, dataset_meta
+from ..formats.images import encode_mask_png, encode_png_rgb, write_bytes
 from .synth import DEFAULT_HOLDOUT, make_sample
 from .tokenizer import train_bpe
 
@@ -46,9 +47,9 @@ def write_synth(out: str | os.PathLike, n: int, size: int = 64, seed: int = 0,
     random stream, and records are written in index order whatever `workers` is.
     """
     if n < 1:
-        raise ValueError("n must be at least 1")
+        raise UserError("n must be at least 1")
     if not 16 <= size <= 1024:
-        raise ValueError("size must be between 16 and 1024 pixels")
+        raise UserError("size must be between 16 and 1024 pixels")
     workers = workers or min(os.cpu_count() or 1, 8)
     with DatasetWriter(out, overwrite=overwrite) as w:
         jobs = [(str(w.tmp), seed, size, holdout, a, min(a + CHUNK, n)) for a in range(0, n, CHUNK)]

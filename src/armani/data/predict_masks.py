@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..checkpoint import load_bundle, sha256_file
-from .format import atomic_write_text, iter_records, read_meta
-from .io import encode_mask_png, read_image, write_bytes
+from ..errors import UserError
+from ..formats.bundle import load_bundle, sha256_file
+from ..formats.dataset import atomic_write_text, iter_records, read_meta
+from ..formats.images import encode_mask_png, read_image, write_bytes
 from .transforms import letterbox
 
 
@@ -37,7 +38,7 @@ def fill_masks(model_path: str | os.PathLike, root: str | os.PathLike, batch_siz
     records = []
     for line, rec, err in iter_records(root):
         if rec is None:
-            raise ValueError(f"index.jsonl line {line}: {err}")
+            raise UserError(f"index.jsonl line {line}: {err}")
         records.append(rec)
     todo = [r for r in records if overwrite or not r.get("mask")]
     for lo in range(0, len(todo), batch_size):

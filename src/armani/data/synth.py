@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import UserError
 from ..labels import LABEL_ID, LABELS
 from .vocab import ALL_COLORS, BOTTOMS, CATEGORIES, COLORS, HARDWARE_COLORS, PATTERNS
 
@@ -43,7 +44,7 @@ def parse_holdout(spec: str | None) -> tuple[tuple[str, str], ...]:
     for item in spec.split(","):
         cat, sep, part = item.strip().rpartition(":")
         if not sep or cat not in CATEGORIES or part not in LABEL_ID or part == "background":
-            raise ValueError(
+            raise UserError(
                 f"bad hold-out item {item!r}: expected CATEGORY:PART with CATEGORY in "
                 f"{', '.join(CATEGORIES)} and PART in {', '.join(LABELS[1:])}")
         pairs.append((cat, part))

@@ -8,7 +8,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    trainers,
+)
+
+from ..errors import MissingInput, UserError
 
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
 _ALIASES = {
@@ -42,7 +51,7 @@ class CaptionTokenizer:
         for role, names in _ALIASES.items():
             ids[role] = next((vocab[n] for n in names if n in vocab), None)
         if ids["eos"] is None:
-            raise ValueError("tokenizer has no end-of-text token (looked for "
+            raise UserError("tokenizer has no end-of-text token (looked for "
                              f"{', '.join(_ALIASES['eos'])})")
         self.bos_id = ids["bos"]
         self.eos_id = ids["eos"]
@@ -55,11 +64,11 @@ class CaptionTokenizer:
     def from_file(cls, path: str | os.PathLike) -> CaptionTokenizer:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"tokenizer file not found: {path}")
+            raise MissingInput(f"tokenizer file not found: {path}")
         try:
             tok = Tokenizer.from_file(os.fspath(path))
         except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exception
-            raise ValueError(f"{path}: not a readable tokenizer.json ({e})") from None
+            raise UserError(f"{path}: not a readable tokenizer.json ({e})") from None
         return cls(tok)
 
     @classmethod
@@ -83,7 +92,7 @@ class CaptionTokenizer:
         head = [self.bos_id] if self.bos_id is not None else []
         room = max_len - len(head) - 1
         if room < 1:
-            raise ValueError(f"max_len {max_len} leaves no room for text")
+            raise UserError(f"max_len {max_len} leaves no room for text")
         ids = head + body[:room] + [self.eos_id]
         out = np.full(max_len, self.pad_id, dtype=np.int64)
         out[: len(ids)] = ids

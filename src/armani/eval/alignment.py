@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_bundle
-from ..data.format import Index
-from ..data.io import read_mask
 from ..data.tokenizer import CaptionTokenizer
 from ..data.transforms import letterbox
 from ..data.vocab import PART_WORDS
+from ..errors import UserError
+from ..formats.bundle import load_bundle
+from ..formats.dataset import Index
+from ..formats.images import read_mask
 from ..labels import LABEL_ID, NUM_LABELS
 from ..losses.contrastive import token_similarity
 
@@ -71,7 +72,7 @@ def evaluate_alignment(model_path: str | os.PathLike, data: str | os.PathLike, s
     index = Index(data, split, where=lambda r: bool(r.get("mask")))
     n = len(index) if max_samples is None else min(len(index), max_samples)
     if n == 0:
-        raise ValueError(f"{data}: no samples with masks in split {split!r}")
+        raise UserError(f"{data}: no samples with masks in split {split!r}")
     hits: dict[str, list[float]] = defaultdict(list)
     chance: dict[str, list[float]] = defaultdict(list)
     all_m, all_mv, all_t, all_tv, all_mp, all_tp = [], [], [], [], [], []

@@ -138,7 +138,7 @@ def evaluate_colours(model, samples: int = 4, seed: int = 0, progress=None) -> d
     """Text-only generation for `colour_prompts()`, `samples` images each; the main colour of
     each image read by `main_colour`. `model`: a loaded Generator or anything `pipeline.load`
     accepts. Returns the overall accuracy, one row per colour and what each sample came out as."""
-    from ..pipeline import Generator, generate_from, load, prepare
+    from ..inference.pipeline import Generator, generate_from, load, prepare
     g = model if isinstance(model, Generator) else load(model)
     rows = []
     for i, (name, prompt) in enumerate(colour_prompts()):

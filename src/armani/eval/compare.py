@@ -12,19 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from .generation import _png_uri, generate_for, load_prompts
 
 
 def write_questionnaire(models: list, data: str | os.PathLike, out: str | os.PathLike, names: list[str] | None = None,
                         task: str = "text", split: str = "val", n: int = 20, seed: int = 0) -> Path:
-    from ..pipeline import load
+    from ..inference.pipeline import load
     names = names or [Path(m).name for m in models]
     if len(set(names)) != len(names):
-        raise ValueError(f"model names must differ: {names} (pass --names)")
+        raise UserError(f"model names must differ: {names} (pass --names)")
     gens = [load(m) for m in models]
     size = gens[0].image_size
     if any(g.image_size != size for g in gens):
-        raise ValueError("the models make images of different sizes")
+        raise UserError("the models make images of different sizes")
     prompts = load_prompts(data, split, n, size)
     images = [generate_for(g, prompts, task, 1, seed)[0] for g in gens]
     rng = np.random.default_rng(seed)

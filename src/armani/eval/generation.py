@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.format import Index, read_meta
-from ..data.io import read_image
 from ..data.synth import parse_holdout
 from ..data.transforms import letterbox
-from ..sampling import sample_tokens
+from ..errors import UserError
+from ..formats.dataset import Index, read_meta
+from ..formats.images import read_image
+from ..inference.sampling import sample_tokens
 from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
 
 TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
@@ -56,7 +57,7 @@ class Prompt:
 def load_prompts(data: str | os.PathLike, split: str, n: int | None, size: int) -> list[Prompt]:
     idx = Index(data, split)
     if not len(idx):
-        raise ValueError(f"{data} has no {split!r} samples")
+        raise UserError(f"{data} has no {split!r} samples")
     out = []
     for i in range(len(idx) if n is None else min(n, len(idx))):
         rec = idx[i]
@@ -74,9 +75,9 @@ def generate_for(g, prompts: list[Prompt], task: str, samples: int = 1, seed: in
                  progress=None) -> tuple[np.ndarray, list]:
     """(len(prompts) * samples, S, S, 3) uint8, prompt-major; and the Conditions of each prompt.
     Prompts are sampled in batches; the result depends on the seed and the batch size."""
-    from ..pipeline import decode_tokens, prepare
+    from ..inference.pipeline import decode_tokens, prepare
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        raise UserError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     s = g.image_size
     conds = [prepare(g, p.caption if "text" in task else None,
                      sketch_from=p.image if "sketch" in task else None,
@@ -100,8 +101,8 @@ class MaskCLIPScorer:
     """The project's own caption-image score (see the module docstring)."""
 
     def __init__(self, maskclip: str | os.PathLike, segmenter: str | os.PathLike, device="cpu"):
-        from ..checkpoint import load_bundle
         from ..data.tokenizer import CaptionTokenizer
+        from ..formats.bundle import load_bundle
         mc = load_bundle(maskclip, "maskclip", device)
         self.maskclip = mc.model.eval()
         self.segmenter = load_bundle(segmenter, "segmenter", device).model.eval()
@@ -256,7 +257,7 @@ def model_scorers(g) -> tuple[str | None, str | None]:
         meta = json.loads((g.path / "armani.json").read_text())["components"]
         mc, seg = meta.get("maskclip"), meta.get("segmenter")
         return (str(g.path / mc) if mc else None), (str(g.path / seg) if seg else None)
-    from ..checkpoint import load_bundle
+    from ..formats.bundle import load_bundle
     parents = load_bundle(st.path, "vqgan").meta.get("parents", {})
     return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
 
@@ -265,7 +266,7 @@ def evaluate_generation(model, data: str | os.PathLike, task: str = "text", spli
                         samples: int = 1, seed: int = 0, judge=None, maskclip=None, segmenter=None, inception=None,
                         clip=None, scorers: tuple[dict, dict] | None = None, html_path=None, progress=None,
                         device=None) -> dict:
-    from ..pipeline import load
+    from ..inference.pipeline import load
     device = device or default_device()
     g = model if not isinstance(model, (str, os.PathLike)) else load(model, device)
     prompts = load_prompts(data, split, n, g.image_size)

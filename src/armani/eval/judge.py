@@ -22,13 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..checkpoint import load_bundle
 from ..config import TrainConfig
 from ..data.dataset import to_unit
-from ..data.format import Index, read_meta
-from ..data.io import read_image, read_mask
 from ..data.transforms import letterbox
 from ..data.vocab import CATEGORIES, COLORS, PATTERNS, parts_named
+from ..errors import UserError
+from ..formats.bundle import load_bundle
+from ..formats.dataset import Index, read_meta
+from ..formats.images import read_image, read_mask
 from ..labels import LABEL_ID
 from ..models.judge import JUDGE_PARTS, AttributeJudge, JudgeConfig
 from ..train.loop import Task
@@ -43,7 +44,7 @@ _PATTERN_RE = {"striped": re.compile(r"\bstripe"), "dotted": re.compile(r"\bdots
 def targets(rec: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
     a = rec.get("attributes") or {}
     if a.get("category") not in CATEGORIES or a.get("color") not in COLOR_NAMES or a.get("pattern") not in PATTERNS:
-        raise ValueError(f"sample {rec.get('id')} has no SynthFashion attributes (category, color, pattern): "
+        raise UserError(f"sample {rec.get('id')} has no SynthFashion attributes (category, color, pattern): "
                          "the judge trains on SynthFashion data")
     present = np.bincount(mask.reshape(-1), minlength=len(LABEL_ID)) > 0
     return {"category": np.int64(CATEGORIES.index(a["category"])), "color": np.int64(COLOR_NAMES.index(a["color"])),
@@ -71,7 +72,7 @@ class JudgeDataset(Dataset):
         self.root, self.size, self.augment, self.seed, self.epoch = Path(root), image_size, augment, seed, 0
         self.index = Index(self.root, split, where=lambda r: bool(r.get("mask")) and bool(r.get("attributes")))
         if not len(self.index):
-            raise ValueError(f"{root}: no {split} samples with attributes and masks (the judge needs SynthFashion)")
+            raise UserError(f"{root}: no {split} samples with attributes and masks (the judge needs SynthFashion)")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

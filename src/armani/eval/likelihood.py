@@ -8,7 +8,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_bundle
+from ..formats.bundle import load_bundle
 from ..train.stage2 import Stage2LossConfig, TokenDataset, conditions
 
 CONDITION_SETS = {"none": (False, False, False), "text": (True, False, False),

@@ -32,11 +32,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..data.dataset import GarmentDataset
-from ..data.format import read_meta
-from ..data.io import encode_png_rgb, write_bytes
+from ..errors import UserError
+from ..formats.dataset import read_meta
+from ..formats.images import encode_png_rgb, write_bytes
+from ..inference.image_tokens import load_image_tokenizer
 from ..models.quantize import perplexity_of
-from ..sheet import pair_grid
-from ..tokenize import load_stage1
+from ..report.sheet import pair_grid
 from .colour import colour_error, garment_pixels, main_colour
 
 
@@ -71,7 +72,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.5) -
 def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split: str = "val",
                    batch_size: int = 64, max_samples: int | None = None, grid: str | os.PathLike | None = None,
                    grid_n: int = 16, maskclip=None, segmenter=None, progress=None) -> dict:
-    st = load_stage1(model_path, maskclip, segmenter)
+    st = load_image_tokenizer(model_path, maskclip, segmenter)
     cfg = st.vq.cfg
     sketch = st.vq.cfg.in_channels == 1
     tok = st.tokenizer
@@ -82,7 +83,7 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
     ds = GarmentDataset(data, split, image_size=cfg.image_size, tokenizer=tok, max_text_len=st.max_text_len,
                         augment=False, caption="first")
     if len(ds) == 0:
-        raise ValueError(f"{data}: split {split!r} is empty")
+        raise UserError(f"{data}: split {split!r} is empty")
     n = len(ds) if max_samples is None else min(len(ds), max_samples)
     loader = DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch_size, shuffle=False)
     counts = torch.zeros(cfg.num_codes, dtype=torch.int64)

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..checkpoint import load_bundle
 from ..data.dataset import IGNORE_INDEX, GarmentDataset
+from ..errors import UserError
+from ..formats.bundle import load_bundle
 from ..labels import LABELS, NUM_LABELS, SMALL_PARTS
 
 
@@ -47,7 +48,7 @@ def evaluate_segmenter(model_path: str | os.PathLike, data: str | os.PathLike, s
     b = load_bundle(model_path, "segmenter")
     ds = GarmentDataset(data, split, image_size=b.model.cfg.image_size, augment=False, require_mask=True)
     if len(ds) == 0:
-        raise ValueError(f"{data}: no samples with masks in split {split!r}")
+        raise UserError(f"{data}: no samples with masks in split {split!r}")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     rep = iou_report(confusion_matrix(b.model, loader, progress=progress))
     return {"split": split, "samples": len(ds), "model": str(b.path), **rep}

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..colourspace import D65_WHITE, SRGB_TO_XYZ
+from ..errors import MissingInput, UserError
 from .contrastive import pair_similarity, tokenwise_contrastive_loss
 
 
@@ -139,16 +140,16 @@ def load_vgg16(path: str | os.PathLike) -> VGG16Features:
     .pth files are refused: convert one once with `safetensors.torch.save_file`."""
     p = str(path)
     if not os.path.isfile(p):
-        raise FileNotFoundError(f"VGG16 weights not found: {p}")
+        raise MissingInput(f"VGG16 weights not found: {p}")
     if not p.endswith(".safetensors"):
-        raise ValueError(f"{p}: VGG16 weights must be a .safetensors file (pickled files are never loaded)")
+        raise UserError(f"{p}: VGG16 weights must be a .safetensors file (pickled files are never loaded)")
     state = load_file(p)
     state = {(k if k.startswith("features.") else f"features.{k}"): v for k, v in state.items()
              if k.startswith("features.") or k.split(".")[0].isdigit()}
     net = VGG16Features()
     missing, _ = net.load_state_dict(state, strict=False)
     if missing:
-        raise ValueError(f"{p}: not VGG16 feature weights (missing {missing[:3]})")
+        raise UserError(f"{p}: not VGG16 feature weights (missing {missing[:3]})")
     return net.eval().requires_grad_(False)
 
 
@@ -189,4 +190,4 @@ def semantic_term(kind: str, images, segmenter, maskclip, text_tokens, text_vali
         return semantic_contrastive_loss(images, segmenter, maskclip, text_tokens, text_valid)
     if kind == "similarity":
         return semantic_loss(images, segmenter, maskclip, text_tokens, text_valid).mean()
-    raise ValueError("loss.semantic must be 'contrastive' or 'similarity'")
+    raise UserError("loss.semantic must be 'contrastive' or 'similarity'")

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
+
 
 def group_norm(c: int) -> nn.GroupNorm:
     """GroupNorm with up to 32 groups of at least 4 channels (batch-size independent, so
@@ -48,7 +50,7 @@ class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int, dropout: float = 0.0):
         super().__init__()
         if width % heads:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
+            raise UserError(f"width {width} is not divisible by heads {heads}")
         self.heads, self.dropout = heads, dropout
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)

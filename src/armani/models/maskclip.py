@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..labels import NUM_LABELS
 from ..losses.contrastive import global_contrastive_loss, tokenwise_contrastive_loss
 from .layers import TransformerBlock, key_padding_bias
@@ -45,7 +46,7 @@ class MaskEncoder(nn.Module):
     def __init__(self, cfg: MaskCLIPConfig):
         super().__init__()
         if cfg.image_size % cfg.patch:
-            raise ValueError(f"image_size {cfg.image_size} is not a multiple of patch {cfg.patch}")
+            raise UserError(f"image_size {cfg.image_size} is not a multiple of patch {cfg.patch}")
         self.cfg = cfg
         self.embed = nn.Conv2d(cfg.num_labels, cfg.mask_width, cfg.patch, stride=cfg.patch)
         self.pos = nn.Parameter(torch.randn(cfg.grid * cfg.grid, cfg.mask_width) * 0.02)
@@ -101,7 +102,7 @@ class MaskCLIP(nn.Module):
     def __init__(self, cfg: MaskCLIPConfig):
         super().__init__()
         if cfg.loss not in ("tokenwise", "global"):
-            raise ValueError("loss must be 'tokenwise' or 'global'")
+            raise UserError("loss must be 'tokenwise' or 'global'")
         self.cfg = cfg
         self.mask_encoder = MaskEncoder(cfg)
         self.text_encoder = TextEncoder(cfg)

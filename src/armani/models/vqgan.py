@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .layers import ResBlock, SelfAttention, group_norm
 from .quantize import VectorQuantizer
 
@@ -158,13 +159,13 @@ class VQModel(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
         if cfg.fusion not in ("maskclip", "none"):
-            raise ValueError("fusion must be 'maskclip' or 'none'")
+            raise UserError("fusion must be 'maskclip' or 'none'")
         if cfg.fusion_mode not in ("balanced", "legacy"):
-            raise ValueError("fusion_mode must be 'balanced' or 'legacy'")
+            raise UserError("fusion_mode must be 'balanced' or 'legacy'")
         if not 0.0 <= cfg.fusion_weight <= 1.0:
-            raise ValueError("fusion_weight must lie in [0, 1]")
+            raise UserError("fusion_weight must lie in [0, 1]")
         if cfg.image_size % cfg.factor:
-            raise ValueError(f"image_size {cfg.image_size} is not a multiple of the factor {cfg.factor}")
+            raise UserError(f"image_size {cfg.image_size} is not a multiple of the factor {cfg.factor}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)

@@ -34,9 +34,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..checkpoint import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
 from ..config import TrainConfig, to_dict
-from ..fsutil import atomic_write_text, install_dir
+from ..errors import UserError
+from ..formats.bundle import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
+from ..formats.fsutil import atomic_write_text, install_dir
 from ..progress import bar
 
 TRAIN_ONLY = "train-only.safetensors"  # checkpoint weights that are not part of the model bundle
@@ -184,14 +185,14 @@ TRACKERS = {"none": None, "tensorboard": ("tensorboard", "dashboards"), "wandb":
 def check_tracker(name: str) -> None:
     """A clear error when the dashboard asked for is unknown or its package is missing."""
     if name not in TRACKERS:
-        raise ValueError(f"report_to must be one of {', '.join(TRACKERS)}, got {name!r}")
+        raise UserError(f"report_to must be one of {', '.join(TRACKERS)}, got {name!r}")
     if TRACKERS[name] is None:
         return
     module, extra = TRACKERS[name]
     import importlib.util
     if importlib.util.find_spec(module) is None:
         hint = f"pip install -e '.[{extra}]'" if extra != "wandb" else "pip install wandb"
-        raise ValueError(f"--report-to {name} needs the {module} package: {hint}")
+        raise UserError(f"--report-to {name} needs the {module} package: {hint}")
 
 
 def _flat_scalars(d: dict, prefix: str = "") -> dict:
@@ -226,7 +227,7 @@ class Trainer:
 
         self.task, self.cfg, self.run, self.quiet = task, cfg, Path(run_dir), quiet
         if cfg.mixed_precision not in ("no", "bf16"):
-            raise ValueError("mixed_precision must be 'no' or 'bf16'")
+            raise UserError("mixed_precision must be 'no' or 'bf16'")
         check_tracker(cfg.report_to)
         tracking = {} if cfg.report_to == "none" else {"log_with": cfg.report_to,
                                                        "project_dir": str(self.run / "logs")}
@@ -234,7 +235,7 @@ class Trainer:
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         existing = checkpoints(self.run)
         if existing and not resume:
-            raise ValueError(f"{self.run} already holds a run; pass --resume to continue it, or choose "
+            raise UserError(f"{self.run} already holds a run; pass --resume to continue it, or choose "
                              "another --out")
         self.resume_from = existing[-1] if (resume and existing) else None
         if self.acc.is_main_process:
@@ -285,7 +286,7 @@ class Trainer:
         """The sample grids the task wrote for this checkpoint, to the dashboards."""
         if self.cfg.report_to == "none":
             return
-        from ..data.io import read_image
+        from ..formats.images import read_image
         for png in sorted((self.run / "samples").glob(f"step-{step:08d}*.png")):
             img = read_image(png)[None]
             tag = "samples" + png.stem[len(f"step-{step:08d}"):]
@@ -365,7 +366,7 @@ class Trainer:
         gb = cfg.batch_size * self.world
         per_epoch = (len(ds) // gb) // cfg.grad_accum * cfg.grad_accum
         if per_epoch == 0:
-            raise ValueError(f"the dataset has {len(ds)} samples, fewer than one global batch "
+            raise UserError(f"the dataset has {len(ds)} samples, fewer than one global batch "
                              f"({gb} x {cfg.grad_accum} accumulation steps)")
         metrics = open(self.run / "metrics.jsonl", "a") if acc.is_main_process else None
         t0 = time.perf_counter() - elapsed

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..checkpoint import load_bundle, resolve_bundle, unwrap
 from ..config import TrainConfig, from_dict, load_raw, to_dict
 from ..data.dataset import GarmentDataset
-from ..data.format import read_meta
 from ..data.tokenizer import CaptionTokenizer
-from ..fusion import fusion_inputs, predicted_or_true_masks
+from ..errors import UserError
+from ..formats.bundle import load_bundle, resolve_bundle, unwrap
+from ..formats.dataset import read_meta
 from ..losses.vq import (
     FeaturePerceptual,
     VQGANLossConfig,
@@ -25,6 +25,7 @@ from ..losses.vq import (
     load_vgg16,
     semantic_term,
 )
+from ..models.fusion import fusion_inputs, predicted_or_true_masks
 from ..models.vqgan import PatchDiscriminator, VQGANConfig, VQModel
 from .loop import Task
 from .probes import grad_share, probe_due
@@ -97,8 +98,8 @@ class VQGANTask(Task):
     def on_checkpoint(self, model, step, run):
         """Reconstructions of a fixed set of samples: run/samples/step-XXXXXXXX.png
         (originals above their reconstructions)."""
-        from ..data.io import encode_png_rgb, write_bytes
-        from ..sheet import pair_grid
+        from ..formats.images import encode_png_rgb, write_bytes
+        from ..report.sheet import pair_grid
         vq = model.vq.eval()
         dev = next(vq.parameters()).device
         if self._fixed is None:
@@ -188,11 +189,11 @@ def vqgan_task(data: str | os.PathLike, maskclip: str | os.PathLike | None, segm
     if fusion is not None:
         model_cfg = replace(model_cfg, fusion=fusion)
     if loss_cfg.perceptual == "segmenter" and segmenter is None:
-        raise ValueError("the perceptual term uses the segmenter's features by default: pass --segmenter "
+        raise UserError("the perceptual term uses the segmenter's features by default: pass --segmenter "
                          "(or set loss.perceptual to 'vgg16' with loss.vgg_weights, or to 'none')")
     needs_clip = model_cfg.fusion == "maskclip" or loss_cfg.lambda2 > 0
     if needs_clip and maskclip is None:
-        raise ValueError("fusion and the semantic loss need a trained MaskCLIP: pass --maskclip "
+        raise UserError("fusion and the semantic loss need a trained MaskCLIP: pass --maskclip "
                          "(or use fusion 'none' and loss.lambda2 0 for a plain VQGAN)")
     read_meta(data)
     frozen = Frozen()
@@ -202,7 +203,7 @@ def vqgan_task(data: str | os.PathLike, maskclip: str | os.PathLike | None, segm
         mb = load_bundle(maskclip, "maskclip")
         mc = mb.model.cfg
         if mc.patch != model_cfg.factor or mc.image_size != model_cfg.image_size:
-            raise ValueError(f"MaskCLIP's patch grid ({mc.image_size} px / {mc.patch}) must match the VQGAN's "
+            raise UserError(f"MaskCLIP's patch grid ({mc.image_size} px / {mc.patch}) must match the VQGAN's "
                              f"latent grid ({model_cfg.image_size} px / {model_cfg.factor}) for eq. 9")
         frozen.maskclip = mb.model.requires_grad_(False).eval()
         tok = CaptionTokenizer.from_file(mb.path / mb.meta["preprocessing"].get("tokenizer", "tokenizer.json"))
@@ -217,10 +218,10 @@ def vqgan_task(data: str | os.PathLike, maskclip: str | os.PathLike | None, segm
         frozen.perceptual = FeaturePerceptual(frozen.segmenter.features)
     elif loss_cfg.perceptual == "vgg16":
         if not loss_cfg.vgg_weights:
-            raise ValueError("loss.perceptual 'vgg16' needs loss.vgg_weights, a local .safetensors file")
+            raise UserError("loss.perceptual 'vgg16' needs loss.vgg_weights, a local .safetensors file")
         frozen.perceptual = FeaturePerceptual(load_vgg16(loss_cfg.vgg_weights))
     elif loss_cfg.perceptual != "none":
-        raise ValueError("loss.perceptual must be 'segmenter', 'vgg16' or 'none'")
+        raise UserError("loss.perceptual must be 'segmenter', 'vgg16' or 'none'")
     task = VQGANTask(kind="vqgan", model_config=model_cfg, data=Path(data), train_cfg=train_cfg, loss_cfg=loss_cfg,
                      tokenizer=tok, max_text_len=max_len, frozen=frozen, parents=parents,
                      preprocessing={"image_size": model_cfg.image_size, "letterbox_fill": 255, "pixel_range": [-1, 1],
@@ -243,7 +244,7 @@ def sketch_task(data: str | os.PathLike, config=None, **train_overrides) -> tupl
     loss_cfg = replace(loss_cfg, perceptual="none", lambda2=0.0)
     meta = read_meta(data)
     if not meta.get("tokenizer"):  # captions are not used, but the dataset reads them
-        raise ValueError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
+        raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
     tok = CaptionTokenizer.from_file(Path(data) / meta["tokenizer"])
     task = VQGANTask(kind="vqgan", model_config=model_cfg, data=Path(data), train_cfg=train_cfg, loss_cfg=loss_cfg,
                      tokenizer=tok, sketch=True,

@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..checkpoint import load_bundle, resolve_bundle, unwrap
 from ..config import TrainConfig, from_dict, load_raw, to_dict
 from ..data.tokenizer import CaptionTokenizer
+from ..errors import MissingInput, UserError
+from ..formats.bundle import load_bundle, resolve_bundle, unwrap
+from ..formats.tokens import TokenSet, read_token_info
 from ..losses.vq import semantic_term
 from ..models.transformer import CrossModalTransformer, TransformerConfig
-from ..tokenize import TokenSet, read_token_info
 from .loop import Task
 from .probes import grad_share, probe_due
 from .stage1 import Frozen
@@ -189,9 +190,9 @@ class TransformerTask(Task):
     def on_checkpoint(self, model, step, run):
         """Samples of the model so far: run/samples/step-XXXXXXXX.png, the first 4 validation
         images (their tokens decoded) above samples from their captions alone (guidance 3)."""
-        from ..data.io import encode_png_rgb, write_bytes
-        from ..sheet import pair_grid
-        from ..sampling import SamplingConfig, sample_tokens
+        from ..formats.images import encode_png_rgb, write_bytes
+        from ..inference.sampling import SamplingConfig, sample_tokens
+        from ..report.sheet import pair_grid
         if self.frozen.vq is None:
             return
         split = "val" if "val" in read_token_info(self.tokens)["splits"] else "train"
@@ -223,7 +224,7 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
     raw = load_raw("transformer", config)
     info = read_token_info(tokens)
     if "train" not in info["splits"]:
-        raise ValueError(f"{tokens} has no split 'train'; it has {', '.join(info['splits'])}")
+        raise UserError(f"{tokens} has no split 'train'; it has {', '.join(info['splits'])}")
     model_cfg = from_dict(TransformerConfig, raw.get("model"))
     model_cfg = replace(model_cfg, text_vocab=int(info["vocab_size"]), text_len=int(info["max_text_len"]),
                         image_codes=int(info["image_codes"]), image_len=int(info["image_grid"]) ** 2,
@@ -239,10 +240,10 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
         try:
             resolve_bundle(p)
         except FileNotFoundError:
-            raise FileNotFoundError(f"the token folder {tokens} was made with the {name} model at {p}, which is "
+            raise MissingInput(f"the token folder {tokens} was made with the {name} model at {p}, which is "
                                     "gone; generation needs it (tokenize again with the model you have)") from None
     if loss_cfg.semantic_input not in ("sampled", "teacher"):
-        raise ValueError("loss.semantic_input must be 'sampled' or 'teacher'")
+        raise UserError("loss.semantic_input must be 'sampled' or 'teacher'")
     # The stage-1 decoder: for checkpoint samples, and with the segmenter and MaskCLIP for eq. 14;
     # MaskCLIP's text encoder also for text_encoder "maskclip".
     vb = load_bundle(parents["vqgan"], "vqgan")
@@ -253,7 +254,7 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
                             (model_cfg.text_encoder == "maskclip", "text_encoder 'maskclip'",
                              "set model.text_encoder to 'learned'")):
         if need and ("segmenter" not in rec or "maskclip" not in rec):
-            raise ValueError(f"{what} needs the segmenter and MaskCLIP the stage-1 model was trained with, "
+            raise UserError(f"{what} needs the segmenter and MaskCLIP the stage-1 model was trained with, "
                              f"and it records none; {fix}")
     if semantic or model_cfg.text_encoder == "maskclip":
         frozen.maskclip = load_bundle(rec["maskclip"]["path"], "maskclip").model.requires_grad_(False).eval()
@@ -262,7 +263,7 @@ def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) 
     if model_cfg.text_encoder == "maskclip":
         mc = frozen.maskclip.cfg
         if mc.vocab_size != model_cfg.text_vocab or mc.max_text_len != model_cfg.text_len:
-            raise ValueError(f"MaskCLIP's vocabulary and caption length ({mc.vocab_size}, {mc.max_text_len}) differ "
+            raise UserError(f"MaskCLIP's vocabulary and caption length ({mc.vocab_size}, {mc.max_text_len}) differ "
                              f"from the tokens' ({model_cfg.text_vocab}, {model_cfg.text_len})")
         eos = CaptionTokenizer.from_file(Path(tokens) / info["tokenizer"]).eos_id
         model_cfg = replace(model_cfg, clip_text_width=mc.text_width, clip_text_layers=mc.text_layers,

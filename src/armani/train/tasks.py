@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_bundle
 from ..config import TrainConfig, from_dict, load_raw
 from ..data.dataset import IGNORE_INDEX, GarmentDataset
-from ..data.format import read_meta
 from ..data.tokenizer import CaptionTokenizer
-from ..fusion import predicted_or_true_masks
+from ..errors import UserError
+from ..formats.bundle import load_bundle
+from ..formats.dataset import read_meta
+from ..models.fusion import predicted_or_true_masks
 from ..models.maskclip import MaskCLIP, MaskCLIPConfig
 from ..models.segmenter import Segmenter, SegmenterConfig
 from .loop import Task
@@ -115,7 +116,7 @@ def maskclip_task(data: str | os.PathLike, config=None, global_loss: bool = Fals
     model_cfg, train_cfg = load_configs("maskclip", config, MaskCLIPConfig, train_overrides)
     meta = read_meta(data)
     if not meta.get("tokenizer"):
-        raise ValueError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
+        raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
     tok_path = Path(data) / meta["tokenizer"]
     tok = CaptionTokenizer.from_file(tok_path)
     # The text side follows the dataset's tokenizer; image side and widths follow the config.

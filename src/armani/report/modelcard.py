@@ -66,7 +66,7 @@ def model_card(pipe: Path) -> str:
     """Markdown for the pipeline folder `pipe`, from its own files: armani.json (sampling,
     `trained_on`, `measured`) and each component's config.json (`trained_steps`,
     `last_training`) and weights."""
-    from .checkpoint import WEIGHTS
+    from ..formats.bundle import WEIGHTS
     meta = json.loads((pipe / "armani.json").read_text())
     data, metrics = meta.get("trained_on"), meta.get("measured")
     name = meta.get("name") or pipe.name
@@ -135,7 +135,7 @@ def write_card(pipe: str | Path) -> Path:
 
 def record_measured(pipe: str | Path, measured: dict) -> None:
     """Merge figures (component -> figure -> value) into the folder's armani.json and its card."""
-    from .fsutil import atomic_write_text
+    from ..formats.fsutil import atomic_write_text
     pipe = Path(pipe)
     meta = json.loads((pipe / "armani.json").read_text())
     merged = meta.get("measured") or {}

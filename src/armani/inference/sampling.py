@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .models.transformer import CrossModalTransformer
+from ..errors import UserError
+from ..models.transformer import CrossModalTransformer
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,13 @@ class SamplingConfig:
 
     def check(self) -> None:
         if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
+            raise UserError("temperature must be >= 0")
         if self.top_k is not None and self.top_k < 1:
-            raise ValueError("top_k must be >= 1")
+            raise UserError("top_k must be >= 1")
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
+            raise UserError("top_p must be in (0, 1]")
         if self.guidance < 0:
-            raise ValueError("guidance must be >= 0")
+            raise UserError("guidance must be >= 0")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:

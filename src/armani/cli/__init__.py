@@ -8,11 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-
-
-class UserError(Exception):
-    """Bad input from the user: reported as one line and exit status 2."""
+from .. import __version__
+from ..errors import UserError
 
 
 def _positive(v: str) -> int:
@@ -38,7 +35,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 
 def _load_sampled(args, device="cpu"):
     """The model of args.model with the sampling flags over its defaults."""
-    from .pipeline import GenerationError, load, sampling_config
+    from ..inference.pipeline import GenerationError, load, sampling_config
     g = load(args.model, device)
     g.sampling = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance)
     try:
@@ -300,17 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from .data.format import DatasetError
-    from .data.importers import ImportFailed
-    from .pipeline import GenerationError
-    from .train.loop import TrainingDiverged
+    from ..train.loop import TrainingDiverged
     previous = _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except TrainingDiverged as e:
         print(f"armani: training stopped: {e}", file=sys.stderr)
         return 3
-    except (UserError, DatasetError, ImportFailed, GenerationError, ValueError, FileNotFoundError) as e:
+    except UserError as e:  # bad input; anything else is a bug in armani and keeps its traceback
         print(f"armani: error: {e}", file=sys.stderr)
         return 2
     except Terminated:
@@ -341,7 +335,7 @@ def _terminate_as_interrupt():
 
 
 def cmd_quickstart(args) -> int:
-    from .quickstart import QuickstartConfig, run_quickstart
+    from ..recipes.quickstart import QuickstartConfig, run_quickstart
     summary = run_quickstart(QuickstartConfig(args.out, args.n, args.size, args.seed, args.fresh, args.quiet,
                                               args.profile))
     print(f"quickstart finished in {summary['total_seconds']:.1f} s: report {args.out / 'report.html'}, "
@@ -355,9 +349,9 @@ def cmd_quickstart(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .data.make_synth import write_synth
-    from .data.synth import parse_holdout
-    from .progress import bar
+    from ..data.make_synth import write_synth
+    from ..data.synth import parse_holdout
+    from ..progress import bar
     holdout = parse_holdout(args.holdout)
     with bar(args.n, "synthfashion", "img", args.quiet) as pb:
         out = write_synth(args.out, args.n, args.size, args.seed, holdout, args.workers, args.overwrite,
@@ -368,8 +362,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .data.importers import import_dataset
-    from .progress import bar
+    from ..data.importers import import_dataset
+    from ..progress import bar
     with bar(None, f"import {args.format}", "img", args.quiet) as pb:
         res = import_dataset(args.format, args.src, args.out, strict=args.strict, overwrite=args.overwrite,
                              max_side=args.max_side, tokenizer_vocab=args.vocab_size or None,
@@ -383,8 +377,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .data.check import check_dataset
-    from .progress import bar
+    from ..data.check import check_dataset
+    from ..progress import bar
     with bar(None, "check", "img", args.quiet) as pb:
         rep = check_dataset(args.dir, decode=not args.fast, progress=pb.update)
     for e in rep.errors[:20]:
@@ -402,15 +396,15 @@ def cmd_check(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .data.preview import contact_sheet
+    from ..report.preview import contact_sheet
     out = contact_sheet(args.dir, n=args.n, split=args.split, out=args.out)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_tokenizer(args) -> int:
-    from .data.format import Index, read_meta, write_meta
-    from .data.tokenizer import CaptionTokenizer, train_bpe
+    from ..data.tokenizer import CaptionTokenizer, train_bpe
+    from ..formats.dataset import Index, read_meta, write_meta
     meta = read_meta(args.dir)
     if args.from_file:
         tok = CaptionTokenizer.from_file(args.from_file)
@@ -425,8 +419,8 @@ def cmd_tokenizer(args) -> int:
 
 
 def cmd_masks(args) -> int:
-    from .data.predict_masks import fill_masks
-    from .progress import bar
+    from ..data.predict_masks import fill_masks
+    from ..progress import bar
     with bar(None, "masks", "img", args.quiet) as pb:
         n = fill_masks(args.model, args.dir, overwrite=args.all, progress=pb.update)
     print(f"wrote {n} predicted masks into {args.dir}")
@@ -434,10 +428,10 @@ def cmd_masks(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train.loop import Trainer
-    from .train.stage1 import sketch_task, vqgan_task
-    from .train.stage2 import transformer_task
-    from .train.tasks import maskclip_task, segmenter_task
+    from ..train.loop import Trainer
+    from ..train.stage1 import sketch_task, vqgan_task
+    from ..train.stage2 import transformer_task
+    from ..train.tasks import maskclip_task, segmenter_task
     overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
                  "workers": args.workers, "seed": args.seed, "report_to": args.report_to}
     source = {"data": str(args.data)} if hasattr(args, "data") else {"tokens": str(args.tokens)}
@@ -451,7 +445,7 @@ def cmd_train(args) -> int:
     elif args.model == "sketch-vq":
         task, tcfg = sketch_task(args.data, args.config, **overrides)
     elif args.model == "judge":
-        from .eval.judge import judge_task
+        from ..eval.judge import judge_task
         task, tcfg = judge_task(args.data, args.config, **overrides)
     else:
         task, tcfg = maskclip_task(args.data, args.config, global_loss=args.global_loss,
@@ -473,7 +467,7 @@ def _precheck(data: Path, max_bad_fraction: float) -> None:
     """`armani data check --fast` before training: records well-formed, files present. A few
     problems (up to max_bad_fraction of the samples) are warned about and skipped in training;
     more stop the command before it starts."""
-    from .data.check import check_dataset
+    from ..data.check import check_dataset
     rep = check_dataset(data, decode=False)
     if rep.ok:
         return
@@ -504,8 +498,8 @@ def _write_json(path, obj) -> None:
 
 
 def cmd_eval_segmenter(args) -> int:
-    from .eval.segmentation import evaluate_segmenter
-    from .progress import bar
+    from ..eval.segmentation import evaluate_segmenter
+    from ..progress import bar
     with bar(None, "eval segmenter", "img", args.quiet) as pb:
         rep = evaluate_segmenter(args.model, args.data, args.split, progress=pb.update)
     print(f"{'label':12s} IoU")
@@ -518,8 +512,8 @@ def cmd_eval_segmenter(args) -> int:
 
 
 def cmd_eval_recon(args) -> int:
-    from .eval.recon import evaluate_recon
-    from .progress import bar
+    from ..eval.recon import evaluate_recon
+    from ..progress import bar
     with bar(None, "eval recon", "img", args.quiet) as pb:
         rep = evaluate_recon(args.model, args.data, args.split, max_samples=args.max_samples, grid=args.grid,
                              maskclip=args.maskclip, segmenter=args.segmenter, progress=pb.update)
@@ -545,8 +539,8 @@ def cmd_eval_recon(args) -> int:
 
 
 def cmd_eval_colours(args) -> int:
-    from .eval.colour import NAMES, evaluate_colours
-    from .progress import bar
+    from ..eval.colour import NAMES, evaluate_colours
+    from ..progress import bar
     g = _load_sampled(args)
     with bar(len(NAMES), "eval colours", "prompt", args.quiet) as pb:
         rep = evaluate_colours(g, args.samples, args.seed, progress=pb.update)
@@ -558,7 +552,7 @@ def cmd_eval_colours(args) -> int:
 
 
 def cmd_eval_judge(args) -> int:
-    from .eval.judge import evaluate_judge
+    from ..eval.judge import evaluate_judge
     rep = evaluate_judge(args.model, args.data, args.split)
     a = rep["accuracy"]
     print(f"judge on {rep['samples']} real {args.split} images: category {a['category']:.3f}, colour "
@@ -572,8 +566,8 @@ def cmd_eval_judge(args) -> int:
 
 
 def cmd_eval_generate(args) -> int:
-    from .eval.generation import METRICS, default_device, evaluate_generation
-    from .progress import bar
+    from ..eval.generation import METRICS, default_device, evaluate_generation
+    from ..progress import bar
     g = _load_sampled(args, default_device())
     html_path = args.html or (args.json.with_suffix(".html") if args.json else Path("eval_generate.html"))
     with bar(None, f"generate {args.task}", "img", args.quiet) as pb:
@@ -592,7 +586,7 @@ def cmd_eval_generate(args) -> int:
 
 
 def cmd_eval_compare(args) -> int:
-    from .eval.compare import write_questionnaire
+    from ..eval.compare import write_questionnaire
     names = args.names.split(",") if args.names else None
     if names is not None and len(names) != len(args.models):
         raise UserError(f"--names gives {len(names)} names for {len(args.models)} models")
@@ -604,7 +598,7 @@ def cmd_eval_compare(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import ExperimentConfig, run_experiment
+    from ..recipes.experiment import ExperimentConfig, run_experiment
     summary = run_experiment(ExperimentConfig(args.out, args.preset, args.seed, args.fresh, args.quiet,
                                               args.inception, args.clip, args.prompts))
     print((args.out / "table.md").read_text())
@@ -614,8 +608,8 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_tokenize(args) -> int:
-    from .progress import bar
-    from .tokenize import tokenize_dataset
+    from ..progress import bar
+    from ..recipes.tokens import tokenize_dataset
     splits = [s for s in args.splits.split(",") if s] if args.splits else None
     with bar(None, "tokenize", "img", args.quiet) as pb:
         info = tokenize_dataset(args.model, args.data, args.out, args.sketch_model, splits,
@@ -627,8 +621,8 @@ def cmd_tokenize(args) -> int:
 
 
 def cmd_eval_alignment(args) -> int:
-    from .eval.alignment import evaluate_alignment
-    from .progress import bar
+    from ..eval.alignment import evaluate_alignment
+    from ..progress import bar
     reps = {}
     for name, path in (("model", args.model), ("baseline", args.baseline)):
         if path is None:
@@ -661,9 +655,9 @@ def cmd_generate(args) -> int:
 
     import numpy as np
 
-    from .pipeline import generate_from, prepare, unknown_words_message
-    from .progress import bar
-    from .sheet import Row, render, save_png
+    from ..inference.pipeline import generate_from, prepare, unknown_words_message
+    from ..progress import bar
+    from ..report.sheet import Row, render, save_png
     box = None
     if args.keep_box is not None:
         box = args.keep_box.split(",")
@@ -708,7 +702,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .pipeline import export
+    from ..inference.pipeline import export
     out = export(args.model, args.out, half=args.half, about={"note": args.note} if args.note else None)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.1f} MB)")
@@ -716,7 +710,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import MissingExtra, launch
+    from ..demo import MissingExtra, launch
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
     if args.model is not None and not args.model.exists():
         raise UserError(f"--model: no such file or folder: {args.model}")
@@ -728,7 +722,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_align(args) -> int:
-    from .eval.align_figure import alignment_figure
+    from ..report.align_figure import alignment_figure
     out = alignment_figure(args.model, args.image, args.mask, args.text, args.out)
     print(f"wrote {out}")
     return 0

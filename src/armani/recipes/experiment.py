@@ -35,8 +35,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .eval.foreign import CLIP_ENV, INCEPTION_ENV
-from .progress import bar
+from ..errors import UserError
+from ..eval.foreign import CLIP_ENV, INCEPTION_ENV
+from ..progress import bar
 from .quickstart import PROFILES, write_stage_config
 
 STAGE1 = {  # name -> (fusion, stage-1 semantic loss on?)
@@ -103,7 +104,7 @@ def stage_config(out: Path, name: str, kind: str, preset: dict, extra: dict | No
 
 def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     if cfg.preset not in PRESETS:
-        raise ValueError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
     preset = PRESETS[cfg.preset]
     out = Path(cfg.out)
     if cfg.fresh and out.exists():
@@ -113,7 +114,7 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     settings = {"preset": cfg.preset, "seed": cfg.seed}
     if summary.get("settings") not in (None, settings):
-        raise ValueError(f"{out} was made with {summary['settings']}; pass --fresh or choose another --out")
+        raise UserError(f"{out} was made with {summary['settings']}; pass --fresh or choose another --out")
     summary["settings"] = settings
     stages = summary.setdefault("stage_seconds", {})
     results = summary.setdefault("results", {})
@@ -144,8 +145,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         log(f"[{name}] {stages[name]:.1f} s")
 
     def synth() -> None:
-        from .data.check import check_dataset
-        from .data.make_synth import write_synth
+        from ..data.check import check_dataset
+        from ..data.make_synth import write_synth
         with bar(preset["n"], "synthfashion", "img", cfg.quiet) as pb:
             write_synth(data, preset["n"], preset["size"], cfg.seed, overwrite=True, progress=pb.update)
         rep = check_dataset(data)
@@ -153,12 +154,12 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             raise RuntimeError("dataset check failed: " + "; ".join(rep.errors[:5]))
 
     def fit(task, tcfg, run: Path) -> None:
-        from .train.loop import Trainer
+        from ..train.loop import Trainer
         Trainer(task, tcfg, run, resume=True, quiet=cfg.quiet, extra_config={"experiment": str(out)}).fit()
 
     def train_shared(kind: str) -> None:
-        from .train.stage1 import sketch_task
-        from .train.tasks import maskclip_task, segmenter_task
+        from ..train.stage1 import sketch_task
+        from ..train.tasks import maskclip_task, segmenter_task
         make = {"segmenter": segmenter_task, "maskclip": maskclip_task, "sketch-vq": sketch_task}
         task, tcfg = make[kind](data, stage_config(out, kind, kind, preset), seed=cfg.seed)
         fit(task, tcfg, runs / kind)
@@ -166,8 +167,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     def train_judge() -> None:
         # The judge learns from its own render (another seed, no hold-out, so it has seen every
         # part on every garment) and is tested on the experiment's real test images.
-        from .data.make_synth import write_synth
-        from .eval.judge import judge_task
+        from ..data.make_synth import write_synth
+        from ..eval.judge import judge_task
         n = preset["judge_n"]
         with bar(n, "synthfashion (judge)", "img", cfg.quiet) as pb:
             write_synth(out / "judge-data", n, preset["size"], cfg.seed + 1, holdout=(), overwrite=True,
@@ -176,8 +177,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         fit(task, tcfg, runs / "judge")
 
     def train_stage1(name: str) -> None:
-        from .tokenize import tokenize_dataset
-        from .train.stage1 import vqgan_task
+        from ..train.stage1 import vqgan_task
+        from .tokens import tokenize_dataset
         fusion, sem = STAGE1[name]
         extra = {"model": {"fusion": fusion}, "loss": {} if sem else {"lambda2": 0.0}}
         conf = stage_config(out, f"vqgan-{name}", "vqgan", preset, extra)
@@ -187,7 +188,7 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         with bar(preset["n"], f"tokenize {name}", "img", cfg.quiet) as pb:
             tokenize_dataset(runs / f"vqgan-{name}", data, out / "tokens" / name, runs / "sketch-vq",
                              progress=pb.update)
-        from .eval.recon import evaluate_recon
+        from ..eval.recon import evaluate_recon
         r = evaluate_recon(runs / f"vqgan-{name}", data, "val", max_samples=200)
         probes["stage1"][name] = {k: r[k] for k in ("psnr", "codebook_usage", "text_code_change",
                                                     "text_code_change_removed", "maskclip_score")}
@@ -195,8 +196,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
                                                    ("semantic_grad_share", "semantic_grad_cos")))
 
     def train_stage2(variant: str) -> None:
-        from .eval.likelihood import evaluate_nll
-        from .train.stage2 import transformer_task
+        from ..eval.likelihood import evaluate_nll
+        from ..train.stage2 import transformer_task
         _, s1, sem2, text_encoder = VARIANTS[variant]
         extra = {} if sem2 else {"loss": {"semantic_every": 0}}
         if text_encoder:
@@ -212,8 +213,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     scorers: dict = {}
 
     def evaluate(variant: str) -> None:
-        from .eval.generation import default_device, evaluate_generation, load_scorers
-        from .pipeline import load
+        from ..eval.generation import default_device, evaluate_generation, load_scorers
+        from ..inference.pipeline import load
         if not scorers:
             scorers["s"] = load_scorers(runs / "judge", runs / "maskclip", runs / "segmenter", cfg.inception,
                                         cfg.clip, data)

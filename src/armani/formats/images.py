@@ -11,7 +11,6 @@ from PIL import Image
 
 from ..labels import NUM_LABELS, flat_palette
 
-
 # The most pixels any reader decodes (about 8,000 x 6,000): the header is read first, so a
 # small file claiming a huge image (a decompression bomb) is refused before any memory is used.
 MAX_PIXELS = 48_000_000

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..data.transforms import letterbox, partial, partial_box, sketch
+from ..errors import UserError
+from ..formats.dataset import Index, read_meta
+from ..formats.images import read_image, read_label_map, read_mask
 from ..labels import colorize
-from ..sheet import label_font
-from .format import Index, read_meta
-from .io import read_image, read_label_map, read_mask
-from .transforms import letterbox, partial, partial_box, sketch
+from .sheet import label_font
 
 PANEL = 128
 TEXT_W = 360
@@ -48,7 +49,7 @@ def contact_sheet(root: str | os.PathLike, n: int = 16, split: str | None = None
     read_meta(root)
     index = Index(root, split)
     if len(index) == 0:
-        raise ValueError(f"{root}: no samples" + (f" in split {split!r}" if split else ""))
+        raise UserError(f"{root}: no samples" + (f" in split {split!r}" if split else ""))
     font = label_font()
     rows = []
     for i in range(min(n, len(index))):

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..fsutil import atomic_write_text, install_dir, staging_dir
+from ..errors import UserError
 from ..labels import LABELS, PALETTE
+from .fsutil import atomic_write_text, install_dir, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ MAX_CAPTION_CHARS = 2000
 PATH_KEYS = ("image", "mask", "sketch")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset on disk is missing, malformed or inconsistent."""
 
 
@@ -211,7 +212,7 @@ class DatasetWriter:
     def add(self, record: dict) -> None:
         problems = validate_record(record, self.tmp)
         if problems:
-            raise ValueError(f"record {record.get('id')!r}: {'; '.join(problems)}")
+            raise UserError(f"record {record.get('id')!r}: {'; '.join(problems)}")
         self._index.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.counts[record["split"]] = self.counts.get(record["split"], 0) + 1
 

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..data.io import read_image_strict, read_mask
-from ..data.preview import overlay
 from ..data.transforms import letterbox
-from ..sheet import label_font
-from .alignment import load_maskclip, words_with_tokens
+from ..errors import UserError
+from ..eval.alignment import load_maskclip, words_with_tokens
+from ..formats.images import read_image_strict, read_mask
+from .preview import overlay
+from .sheet import label_font
 
 CELL = 160
 
@@ -24,13 +25,13 @@ CELL = 160
 def alignment_figure(model_path: str | os.PathLike, image: str | os.PathLike, mask: str | os.PathLike,
                      text: str, out: str | os.PathLike, max_words: int = 12) -> Path:
     if not text.strip():
-        raise ValueError("--text is empty")
+        raise UserError("--text is empty")
     b, tok = load_maskclip(model_path)
     cfg = b.model.cfg
     img = read_image_strict(image)
     m = read_mask(mask)
     if m.shape != img.shape[:2]:
-        raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, image is {img.shape[1]}x{img.shape[0]}")
+        raise UserError(f"mask is {m.shape[1]}x{m.shape[0]}, image is {img.shape[1]}x{img.shape[0]}")
     img_s = letterbox(img, cfg.image_size)
     m_s = letterbox(m, cfg.image_size, fill=0, nearest=True)
     mt, mv, _ = b.model.encode_mask(torch.from_numpy(m_s.astype(np.int64))[None])
@@ -64,7 +65,7 @@ def alignment_figure(model_path: str | os.PathLike, image: str | os.PathLike, ma
         ImageDraw.Draw(label).text((6, CELL // 2 - 6), word.strip(), fill="black", font=font)
         rows.append(np.concatenate([np.asarray(label)] + panels, 1))
     if not rows:
-        raise ValueError("no words to draw")
+        raise UserError("no words to draw")
     head = Image.new("RGB", (rows[0].shape[1], 34), "white")
     ImageDraw.Draw(head).multiline_text((6, 3), "\n".join(textwrap.wrap(text, 80)[:2]), fill="black", font=font)
     sheet = np.concatenate([np.asarray(head)] + rows, 0)

@@ -28,16 +28,27 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import (PIPELINE_FILE, WEIGHTS, atomic_dir, bundle_meta, component_dir, load_bundle, pipeline_dir,
-                         resolve_bundle, sha256_file, state_tensors)
-from .data.dataset import to_unit
-from .data.io import BadFile, read_image_strict
-from .data.tokenizer import CaptionTokenizer
-from .data.transforms import letterbox
-from .data.transforms import sketch as canny
-from .models.transformer import CrossModalTransformer
+from ..data.dataset import to_unit
+from ..data.tokenizer import CaptionTokenizer
+from ..data.transforms import letterbox
+from ..data.transforms import sketch as canny
+from ..errors import MissingInput, UserError
+from ..formats.bundle import (
+    PIPELINE_FILE,
+    WEIGHTS,
+    atomic_dir,
+    bundle_meta,
+    component_dir,
+    load_bundle,
+    pipeline_dir,
+    resolve_bundle,
+    sha256_file,
+    state_tensors,
+)
+from ..formats.images import BadFile, read_image_strict
+from ..models.transformer import CrossModalTransformer
+from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer
 from .sampling import SamplingConfig, sample_tokens
-from .tokenize import Stage1, keep_cells, load_stage1
 
 PIPELINE_FORMAT = "armani-pipeline/1"
 # A pipeline folder's components and the bundle kind of each.
@@ -56,15 +67,15 @@ def unknown_words_message(words: list[str]) -> str:
     return f"words this model does not know (it reads them as noise): {', '.join(words)}"
 
 
-class GenerationError(ValueError):
+class GenerationError(UserError):
     """Bad generation input: a missing or unreadable file, a box outside the image, ..."""
 
 
 @dataclass
 class Generator:
     transformer: CrossModalTransformer
-    image: Stage1
-    sketch: Stage1 | None
+    image: ImageTokenizer
+    sketch: ImageTokenizer | None
     tokenizer: CaptionTokenizer
     sampling: SamplingConfig = field(default_factory=lambda: DEFAULT_SAMPLING)
     path: Path | None = None
@@ -90,20 +101,20 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device = "cp
     if path is None:
         path = shipped_model()
         if path is None:
-            raise FileNotFoundError("this installation ships no model; pass a trained one (a pipeline folder "
+            raise MissingInput("this installation ships no model; pass a trained one (a pipeline folder "
                                     "or a stage-2 run)")
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no model at {path}")
+        raise MissingInput(f"no model at {path}")
     pipe = pipeline_dir(path)  # a pipeline folder, or a quickstart folder's model/
     if pipe is not None:
         return _load_pipeline(pipe, device)
     b = load_bundle(path, "transformer", device)
     parents = b.meta.get("parents", {})
     if "vqgan" not in parents:
-        raise ValueError(f"{b.path} records no stage-1 model")
-    image = load_stage1(parents["vqgan"]["path"], device=device)
-    sketch = load_stage1(parents["sketch"]["path"], device=device) if "sketch" in parents else None
+        raise UserError(f"{b.path} records no stage-1 model")
+    image = load_image_tokenizer(parents["vqgan"]["path"], device=device)
+    sketch = load_image_tokenizer(parents["sketch"]["path"], device=device) if "sketch" in parents else None
     tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
     return Generator(b.model, image, sketch, tok, DEFAULT_SAMPLING, b.path, {"source": str(b.path)})
 
@@ -112,13 +123,13 @@ def _load_pipeline(path: Path, device) -> Generator:
     try:
         meta = json.loads((path / PIPELINE_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path / PIPELINE_FILE}: invalid JSON ({e})") from None
+        raise UserError(f"{path / PIPELINE_FILE}: invalid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
-        raise ValueError(f"{path}: not an armani pipeline (format "
+        raise UserError(f"{path}: not an armani pipeline (format "
                          f"{meta.get('format') if isinstance(meta, dict) else None!r})")
     if not isinstance(meta.get("components"), dict) or "vqgan" not in meta["components"] \
             or not isinstance(meta.get("max_text_len"), int):
-        raise ValueError(f"{path / PIPELINE_FILE}: needs 'components' (with a vqgan) and 'max_text_len'")
+        raise UserError(f"{path / PIPELINE_FILE}: needs 'components' (with a vqgan) and 'max_text_len'")
     parts = meta["components"]
     def get(name: str):
         if not parts.get(name):
@@ -126,9 +137,9 @@ def _load_pipeline(path: Path, device) -> Generator:
         return load_bundle(component_dir(path, parts[name]), COMPONENTS[name], device).model
 
     tok, max_len = CaptionTokenizer.from_file(path / "tokenizer.json"), int(meta["max_text_len"])
-    image = Stage1(get("vqgan"), get("maskclip"), get("segmenter"), tok, max_len, path / parts["vqgan"])
+    image = ImageTokenizer(get("vqgan"), get("maskclip"), get("segmenter"), tok, max_len, path / parts["vqgan"])
     sk = get("sketch")
-    sketch = Stage1(sk, None, None, None, max_len, path / parts["sketch"]) if sk is not None else None
+    sketch = ImageTokenizer(sk, None, None, None, max_len, path / parts["sketch"]) if sk is not None else None
     sampling = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **meta.get("sampling", {})})
     return Generator(get("transformer"), image, sketch, tok, sampling, path, meta)
 
@@ -137,7 +148,7 @@ def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
     """name -> {"trained_steps", "last_training"} for each component, and the dataset facts,
     from a stage-2 run (its bundles, their parents and the token folder) or a pipeline folder
     (what its own files recorded at its export)."""
-    from .modelcard import dataset_facts, last_training_record
+    from ..report.modelcard import dataset_facts, last_training_record
     pipe = pipeline_dir(model)
     if pipe is not None:
         out = {}
@@ -174,7 +185,7 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
     folder into one self-contained pipeline folder with a model card (`README.md`). `half`
     stores float weights as float16 (half the size; loaded back as float32); `measured`
     (component -> figure -> value) goes into the card. No file names a path of this machine."""
-    from .modelcard import model_card
+    from ..report.modelcard import model_card
     g = load(model)
     mods = {"transformer": g.transformer, "vqgan": g.image.vq, "sketch": g.sketch.vq if g.sketch else None,
             "maskclip": g.image.maskclip, "segmenter": g.image.segmenter}

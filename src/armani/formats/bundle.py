@@ -21,7 +21,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import from_dict, to_dict
+from ..config import from_dict, to_dict
+from ..errors import MissingInput, UserError
 from .fsutil import install_dir, staging_dir
 
 BUNDLE_FORMAT = "armani-model/1"
@@ -29,11 +30,11 @@ WEIGHTS = "model.safetensors"
 
 
 def _registry() -> dict[str, tuple[type, type]]:
-    from .models.judge import AttributeJudge, JudgeConfig
-    from .models.maskclip import MaskCLIP, MaskCLIPConfig
-    from .models.segmenter import Segmenter, SegmenterConfig
-    from .models.transformer import CrossModalTransformer, TransformerConfig
-    from .models.vqgan import VQGANConfig, VQModel
+    from ..models.judge import AttributeJudge, JudgeConfig
+    from ..models.maskclip import MaskCLIP, MaskCLIPConfig
+    from ..models.segmenter import Segmenter, SegmenterConfig
+    from ..models.transformer import CrossModalTransformer, TransformerConfig
+    from ..models.vqgan import VQGANConfig, VQModel
     return {"segmenter": (SegmenterConfig, Segmenter), "maskclip": (MaskCLIPConfig, MaskCLIP),
             "vqgan": (VQGANConfig, VQModel), "transformer": (TransformerConfig, CrossModalTransformer),
             "judge": (JudgeConfig, AttributeJudge)}
@@ -49,7 +50,7 @@ LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
 def build(kind: str, config: dict[str, Any] | Any) -> nn.Module:
     kinds = _registry()
     if kind not in kinds:
-        raise ValueError(f"unknown model kind {kind!r}")
+        raise UserError(f"unknown model kind {kind!r}")
     cfg_cls, model_cls = kinds[kind]
     if not isinstance(config, cfg_cls):
         config = {**LEGACY_DEFAULTS.get(kind, {}), **config}
@@ -137,10 +138,10 @@ def pipeline_dir(path: str | os.PathLike) -> Path | None:
 def component_dir(pipe: Path, name: str) -> Path:
     """A pipeline component's folder; `armani.json` may only name folders inside the pipeline."""
     if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
-        raise ValueError(f"{pipe / PIPELINE_FILE}: component {name!r} must be a folder inside the pipeline")
+        raise UserError(f"{pipe / PIPELINE_FILE}: component {name!r} must be a folder inside the pipeline")
     p = pipe / name
     if not p.resolve().is_relative_to(pipe.resolve()):
-        raise ValueError(f"{pipe / PIPELINE_FILE}: component {name!r} leads outside the pipeline")
+        raise UserError(f"{pipe / PIPELINE_FILE}: component {name!r} leads outside the pipeline")
     return p
 
 
@@ -153,7 +154,7 @@ def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
         parts = json.loads((pipe / PIPELINE_FILE).read_text()).get("components", {})
         name = parts.get(KIND_COMPONENT.get(kind, kind))
         if not name:
-            raise FileNotFoundError(f"the pipeline at {pipe} has no {kind} model")
+            raise MissingInput(f"the pipeline at {pipe} has no {kind} model")
         return component_dir(pipe, name)
     if (p / "config.json").is_file() and (p / WEIGHTS).is_file():
         return p
@@ -163,7 +164,7 @@ def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
     ckpts = [c for c in ckpts if (c / WEIGHTS).is_file() and (c / "config.json").is_file()]
     if ckpts:
         return ckpts[-1]
-    raise FileNotFoundError(f"no model found at {p} (expected config.json + {WEIGHTS}, a run's model/ "
+    raise MissingInput(f"no model found at {p} (expected config.json + {WEIGHTS}, a run's model/ "
                             "or checkpoints/)")
 
 
@@ -185,7 +186,7 @@ def weight_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     except FileNotFoundError:
         raise
     except Exception as e:  # SafetensorError, OSError: a damaged or foreign file
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
@@ -197,24 +198,24 @@ def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | 
     try:
         meta = json.loads(cfg_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{cfg_file}: invalid JSON ({e})") from None
+        raise UserError(f"{cfg_file}: invalid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{b}: not an armani model bundle (format {got!r})")
+        raise UserError(f"{b}: not an armani model bundle (format {got!r})")
     if not isinstance(meta.get("kind"), str) or not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{cfg_file}: needs a string 'kind' and a 'config' object")
+        raise UserError(f"{cfg_file}: needs a string 'kind' and a 'config' object")
     if kind is not None and meta["kind"] != kind:
-        raise ValueError(f"{b} holds a {meta['kind']} model, expected {kind}")
+        raise UserError(f"{b} holds a {meta['kind']} model, expected {kind}")
     shapes = weight_shapes(b / WEIGHTS)
     try:
         with torch.device("meta"):
             want = {k: tuple(v.shape) for k, v in build(meta["kind"], meta["config"]).state_dict().items()}
     except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"{cfg_file}: bad model config ({e})") from None
+        raise UserError(f"{cfg_file}: bad model config ({e})") from None
     wrong = [f"{k} {shapes[k]} (config: {want[k]})" for k in want if k in shapes and shapes[k] != want[k]]
     missing, unexpected = [k for k in want if k not in shapes], [k for k in shapes if k not in want]
     if wrong or missing or unexpected:
-        raise ValueError(f"{b / WEIGHTS}: weights do not fit {cfg_file.name} (shape mismatch {wrong[:3]}, "
+        raise UserError(f"{b / WEIGHTS}: weights do not fit {cfg_file.name} (shape mismatch {wrong[:3]}, "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]})")
     model = build(meta["kind"], meta["config"])
     state = load_file(str(b / WEIGHTS), device=str(device))

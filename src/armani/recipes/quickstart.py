@@ -25,11 +25,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data.check import check_dataset
-from .data.format import Index
-from .data.make_synth import write_synth
-from .data.preview import contact_sheet
-from .progress import bar
+from ..data.check import check_dataset
+from ..data.make_synth import write_synth
+from ..errors import UserError
+from ..formats.dataset import Index
+from ..progress import bar
+from ..report.preview import contact_sheet
 
 # Overrides of the CPU presets per stage: {"model": ..., "loss": ..., "train": ...}.
 PROFILES: dict[str, dict[str, dict]] = {
@@ -99,7 +100,7 @@ def _stage_config(out: Path, kind: str, profile: str, size: int) -> str:
 
 def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
     if cfg.profile not in PROFILES:
-        raise ValueError(f"unknown profile {cfg.profile!r}; profiles: {', '.join(PROFILES)}")
+        raise UserError(f"unknown profile {cfg.profile!r}; profiles: {', '.join(PROFILES)}")
     out = Path(cfg.out)
     if cfg.fresh and out.exists():
         shutil.rmtree(out)
@@ -111,7 +112,7 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
     data, runs = out / "data", out / "runs"
     settings = {"n": cfg.n, "size": cfg.size, "seed": cfg.seed, "profile": cfg.profile}
     if summary.get("settings") not in (None, settings):
-        raise ValueError(f"{out} was made with {summary['settings']}; pass --fresh to start over "
+        raise UserError(f"{out} was made with {summary['settings']}; pass --fresh to start over "
                          "with new settings, or choose another --out")
     summary["settings"] = settings
 
@@ -148,10 +149,10 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
         summary["preview"] = "preview.png"
 
     def train(kind: str, **kw) -> None:
-        from .train.loop import Trainer
-        from .train.stage1 import sketch_task, vqgan_task
-        from .train.stage2 import transformer_task
-        from .train.tasks import maskclip_task, segmenter_task
+        from ..train.loop import Trainer
+        from ..train.stage1 import sketch_task, vqgan_task
+        from ..train.stage2 import transformer_task
+        from ..train.tasks import maskclip_task, segmenter_task
         conf = _stage_config(out, kind, cfg.profile, cfg.size)
         make = {"segmenter": segmenter_task, "maskclip": maskclip_task, "vqgan": vqgan_task,
                 "sketch-vq": sketch_task, "transformer": transformer_task}[kind]
@@ -175,10 +176,10 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
             log(f"[{kind}] warning: {capped[kind]}")
 
     def evaluate() -> None:
-        from .eval.alignment import evaluate_alignment
-        from .eval.likelihood import evaluate_nll
-        from .eval.recon import evaluate_recon
-        from .eval.segmentation import evaluate_segmenter
+        from ..eval.alignment import evaluate_alignment
+        from ..eval.likelihood import evaluate_nll
+        from ..eval.recon import evaluate_recon
+        from ..eval.segmentation import evaluate_segmenter
         seg = evaluate_segmenter(runs / "segmenter", data, "val")
         metrics["segmenter"].update(miou=seg["miou"], miou_parts=seg["miou_parts"])
         al = evaluate_alignment(runs / "maskclip", data, "val", max_samples=200)
@@ -194,12 +195,12 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
         metrics["transformer"].update(evaluate_nll(runs / "transformer", out / "tokens", "val")["nll_per_token"])
 
     def tokenize() -> None:
-        from .tokenize import tokenize_dataset
+        from .tokens import tokenize_dataset
         with bar(cfg.n, "tokenize", "img", cfg.quiet) as pb:
             tokenize_dataset(runs / "vqgan", data, out / "tokens", runs / "sketch-vq", progress=pb.update)
 
     def export() -> None:
-        from .pipeline import export as export_pipeline
+        from ..inference.pipeline import export as export_pipeline
         measured = {k: {f: v for f, v in m.items() if f not in _TRAINING_FACTS} for k, m in metrics.items()
                     if k != "generation"}
         export_pipeline(runs / "transformer", out / "model", sampling=PROFILES[cfg.profile].get("sampling"),
@@ -211,8 +212,8 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
         summary["generation"] = generate_report_grids(out, data, cfg.samples, cfg.seed, cfg.quiet)
 
     def colours() -> None:
-        from .eval.colour import NAMES, evaluate_colours
-        from .modelcard import record_measured
+        from ..eval.colour import NAMES, evaluate_colours
+        from ..report.modelcard import record_measured
         with bar(len(NAMES), "colours", "prompt", cfg.quiet) as pb:
             rep = evaluate_colours(out / "model", cfg.samples, cfg.seed, progress=pb.update)
         summary["colours"] = rep
@@ -239,9 +240,9 @@ def generate_report_grids(out: Path, data: Path, n: int, seed: int, quiet: bool 
     """Samples for the five tasks of the paper, one sheet per task: prompts from PROMPTS (text)
     or the captions of validation images whose sketch or a band across the chest (a quarter of
     the image) is the condition."""
-    from .data.io import read_image
-    from .pipeline import generate_from, load, prepare
-    from .sheet import Row, render, save_png
+    from ..formats.images import read_image
+    from ..inference.pipeline import generate_from, load, prepare
+    from ..report.sheet import Row, render, save_png
     g = load(out / "model")
     val = Index(data, "val")
     picks = [val[i] for i in range(min(4, len(val)))]

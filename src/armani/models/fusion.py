@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models.vqgan import aligned_text
+from ..errors import UserError
+from .vqgan import aligned_text
 
 
 def predicted_or_true_masks(batch: dict, segmenter: nn.Module | None) -> torch.Tensor:
@@ -14,7 +15,7 @@ def predicted_or_true_masks(batch: dict, segmenter: nn.Module | None) -> torch.T
     mask = batch["mask"]
     if not bool(batch["has_mask"].all()):
         if segmenter is None:
-            raise ValueError("some samples have no part mask and no segmenter was given")
+            raise UserError("some samples have no part mask and no segmenter was given")
         with torch.no_grad():
             pred = segmenter(batch["image"]).argmax(1)
         mask = torch.where(batch["has_mask"][:, None, None], mask, pred)

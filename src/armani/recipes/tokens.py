@@ -1,0 +1,81 @@
+"""`armani tokenize`: encode a dataset once into a token folder (`armani.formats.tokens`)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.dataset import GarmentDataset
+from ..data.tokenizer import CaptionTokenizer
+from ..errors import UserError
+from ..formats.bundle import WEIGHTS, atomic_dir, sha256_file
+from ..formats.dataset import read_meta
+from ..formats.tokens import TOKENS_FORMAT
+from ..inference.image_tokens import load_image_tokenizer
+
+
+def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
+                     sketch_model: str | os.PathLike | None = None, splits: list[str] | None = None,
+                     batch_size: int = 64, maskclip=None, segmenter=None, progress=None) -> dict:
+    """Write a token folder (see the module docstring); returns its tokens.json content."""
+    data, out = Path(data), Path(out)
+    meta = read_meta(data)
+    st = load_image_tokenizer(model, maskclip, segmenter)
+    sk = load_image_tokenizer(sketch_model) if sketch_model else None
+    tok = st.tokenizer
+    if tok is None:
+        if not meta.get("tokenizer"):
+            raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
+        tok = CaptionTokenizer.from_file(data / meta["tokenizer"])
+    size = st.vq.cfg.image_size
+    if sk is not None and sk.vq.cfg.image_size != size:
+        raise UserError(f"the sketch tokenizer works at {sk.vq.cfg.image_size} px, the image tokenizer at {size}")
+    available = list(meta.get("splits", {}) or {})
+    splits = splits or [s for s in ("train", "val", "test", "test_holdout") if s in available]
+    info = {"format": TOKENS_FORMAT, "data": str(data), "image_size": size,
+            "image_grid": st.vq.cfg.grid, "image_codes": st.vq.cfg.num_codes,
+            "sketch_grid": sk.vq.cfg.grid if sk else None, "sketch_codes": sk.vq.cfg.num_codes if sk else None,
+            "max_text_len": st.max_text_len, "vocab_size": tok.vocab_size, "tokenizer": "tokenizer.json",
+            "image_model": {"path": str(st.path), "sha256": sha256_file(st.path / WEIGHTS)},
+            "sketch_model": {"path": str(sk.path), "sha256": sha256_file(sk.path / WEIGHTS)} if sk else None,
+            "fusion_caption": "first", "splits": {}}
+    with atomic_dir(out) as tmp:
+        for split in splits:
+            ds = GarmentDataset(data, split, image_size=size, tokenizer=tok, max_text_len=st.max_text_len,
+                                augment=False, caption="first")
+            n = len(ds)
+            grid2 = st.vq.cfg.grid ** 2
+            img = np.zeros((n, grid2), np.uint16)
+            skt = np.zeros((n, sk.vq.cfg.grid ** 2), np.uint16) if sk else None
+            caps_n = max((len(ds.index[i]["captions"]) for i in range(n)), default=1)
+            text = np.zeros((n, caps_n, st.max_text_len), np.int32)
+            tlen = np.zeros((n, caps_n), np.int16)
+            for start in range(0, n, batch_size):
+                rows = list(range(start, min(n, start + batch_size)))
+                items = [ds[i] for i in rows]
+                batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "mask", "has_mask", "text",
+                                                                            "text_len", "sketch")}
+                masks = batch["mask"].clone()
+                masks[~batch["has_mask"]] = 0
+                idx = st.encode(batch["image"], batch["text"], batch["text_len"], masks, batch["has_mask"])
+                img[rows] = idx.flatten(1).numpy().astype(np.uint16)
+                if sk is not None:
+                    skt[rows] = sk.encode(batch["sketch"] * 2 - 1).flatten(1).numpy().astype(np.uint16)
+                for r, i in enumerate(rows):
+                    for c, cap in enumerate(ds.index[i]["captions"]):
+                        ids, k = tok.encode(cap, st.max_text_len)
+                        text[i, c], tlen[i, c] = ids, k
+                if progress:
+                    progress(len(rows))
+            np.save(tmp / f"{split}.image.npy", img)
+            if skt is not None:
+                np.save(tmp / f"{split}.sketch.npy", skt)
+            np.save(tmp / f"{split}.text.npy", text)
+            np.save(tmp / f"{split}.text_len.npy", tlen)
+            info["splits"][split] = n
+        tok.save(tmp / "tokenizer.json")
+        (tmp / "tokens.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
