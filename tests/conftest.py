@@ -28,8 +28,7 @@ def samples() -> Path:
 def write_cfg(path, model, loss=None, steps=2, batch=8):
     path.write_text(json.dumps({"model": model, "loss": loss or {},
                                 "train": {"max_steps": steps, "batch_size": batch, "warmup_steps": 1,
-                                          "checkpoint_every": 1, "log_every": 1,
-                                          "image_size": model["image_size"]}}))
+                                          "checkpoint_every": 1, "log_every": 1}}))
     return str(path)
 
 

@@ -13,7 +13,7 @@ from armani.formats.images import read_mask
 def _cfg(path, model: dict, steps: int = 3, batch: int = 8):
     path.write_text(json.dumps({"model": model, "train": {"max_steps": steps, "batch_size": batch,
                                                          "warmup_steps": 1, "checkpoint_every": 2,
-                                                         "log_every": 1, "image_size": model["image_size"]}}))
+                                                         "log_every": 1}}))
     return str(path)
 
 
@@ -86,8 +86,8 @@ def test_train_errors_are_clear(synth_ds, tmp_path, capsys):
 
 
 def test_cpu_preset_text_sides(synth_ds):
-    from armani.train.tasks import maskclip_task
-    tokenwise, _ = maskclip_task(synth_ds)
-    pooled, _ = maskclip_task(synth_ds, global_loss=True)
+    from armani.train.registry import make_task
+    tokenwise, _ = make_task("maskclip", synth_ds)
+    pooled, _ = make_task("maskclip", synth_ds, {"model": {"loss": "global"}})
     assert tokenwise.model_config.text_layers == 0 and tokenwise.model_config.loss == "tokenwise"
     assert pooled.model_config.text_layers == 2 and pooled.model_config.loss == "global"

@@ -65,3 +65,47 @@ def test_generating_loads_no_training_or_evaluation_code():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", r.stdout
+
+
+# What each folder may not import. Losses below models, models below the file formats (a
+# bundle builds its model), data beside them; generation (inference) below evaluation and training, which
+# never import each other; recipes (quickstart, experiment, tokenize job) and the command
+# line sit on top, and nothing imports them.
+FORBIDDEN = {
+    "armani.formats": ("armani.data", "armani.losses", "armani.inference", "armani.train", "armani.eval",
+                       "armani.report", "armani.recipes", "armani.cli", "armani.demo"),
+    "armani.data": ("armani.losses", "armani.inference", "armani.train", "armani.eval", "armani.recipes",
+                    "armani.cli", "armani.demo"),
+    "armani.models": ("armani.formats", "armani.inference", "armani.train", "armani.eval",
+                      "armani.report", "armani.recipes", "armani.cli", "armani.demo"),
+    "armani.losses": ("armani.formats", "armani.models", "armani.inference", "armani.train", "armani.eval", "armani.recipes",
+                      "armani.cli", "armani.demo"),
+    "armani.inference": ("armani.train", "armani.eval", "armani.recipes", "armani.cli", "armani.demo"),
+    "armani.eval": ("armani.train", "armani.recipes", "armani.cli", "armani.demo"),
+    "armani.train": ("armani.eval", "armani.recipes", "armani.cli", "armani.demo"),
+    "armani.report": ("armani.train", "armani.recipes", "armani.cli", "armani.demo"),
+    "armani.recipes": ("armani.cli", "armani.demo"),
+}
+
+
+def test_imports_flow_one_way():
+    mods = _modules()
+    bad = []
+    for m, p in sorted(mods.items()):
+        rules = [v for k, v in FORBIDDEN.items() if m == k or m.startswith(k + ".")]
+        for target in _imports(m, p, mods):
+            if rules and any(target == f or target.startswith(f + ".") for f in rules[0]):
+                bad.append(f"{m} -> {target}")
+    assert not bad, "imports against the layering: " + "; ".join(bad)
+
+
+def test_the_walker_sees_a_forbidden_import(tmp_path, monkeypatch):
+    """The check above can fail: a module of models that imports training is caught."""
+    fake = tmp_path / "armani" / "models" / "bad.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("from ..train.loop import Trainer\n")
+    (tmp_path / "armani" / "train").mkdir()
+    (tmp_path / "armani" / "train" / "loop.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
+    mods = _modules()
+    assert _imports("armani.models.bad", fake, mods) == {"armani.train.loop"}

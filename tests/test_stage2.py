@@ -12,10 +12,11 @@ from PIL import Image
 
 import armani
 from armani.cli import main
+from armani.data.tokens import conditions, token_box
 from armani.formats.bundle import load_bundle, save_bundle
 from armani.inference.sampling import SamplingConfig, filter_logits, sample_tokens
 from armani.models.transformer import CrossModalTransformer, TransformerConfig
-from armani.train.stage2 import Stage2LossConfig, TransformerTask, conditions, token_box
+from armani.train.stage2 import Stage2LossConfig, TransformerTask
 
 TINY = TransformerConfig(text_vocab=20, text_len=6, sketch_codes=10, sketch_len=4, image_codes=12, image_len=9,
                          width=32, layers=2, heads=4)

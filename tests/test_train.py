@@ -130,8 +130,7 @@ def test_max_minutes_ends_cleanly(tmp_path):
 def _tiny_config(path: Path, steps: int) -> Path:
     path.write_text(json.dumps({"model": {"image_size": 32, "channels": [4, 8]},
                                 "train": {"max_steps": steps, "batch_size": 4, "lr": 0.01, "warmup_steps": 2,
-                                          "checkpoint_every": 2, "keep_last": 3, "log_every": 1,
-                                          "image_size": 32}}))
+                                          "checkpoint_every": 2, "keep_last": 3, "log_every": 1}}))
     return path
 
 
@@ -160,7 +159,7 @@ def _tiny_maskclip_config(path: Path, steps: int) -> Path:
         "model": {"image_size": 32, "patch": 8, "mask_width": 16, "mask_layers": 1, "mask_heads": 2,
                   "max_text_len": 48, "text_width": 16, "text_layers": 1, "text_heads": 2, "embed_dim": 8},
         "train": {"max_steps": steps, "batch_size": 4, "lr": 0.01, "warmup_steps": 1, "checkpoint_every": 2,
-                  "log_every": 1, "image_size": 32, "max_text_len": 48}}))
+                  "log_every": 1, "max_text_len": 48}}))
     return path
 
 

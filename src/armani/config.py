@@ -38,7 +38,6 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     workers: int = 0
-    image_size: int = 64
     max_text_len: int = 64
 
 
@@ -62,9 +61,13 @@ def preset_names(kind: str) -> list[str]:
     return sorted(p.name[len(kind) + 1:-5] for p in root.iterdir() if p.name.startswith(kind + "-"))
 
 
-def load_raw(kind: str, spec: str | os.PathLike | None) -> dict[str, Any]:
-    """`spec` is a preset name ("cpu", "paper"), a JSON file path, or None (the CPU preset)."""
+def load_raw(kind: str, spec: str | os.PathLike | dict | None) -> dict[str, Any]:
+    """A stage's config sections. `spec` is a preset name ("cpu", "paper"), a JSON file path, a
+    dict of sections over a preset (`{"preset": "cpu", "model": {...}, "train": {...}}`, where
+    "preset" may also be a file), or None (the CPU preset)."""
     spec = "cpu" if spec is None else spec
+    if isinstance(spec, dict):
+        return _over_preset(kind, dict(spec), "the config")
     path = Path(spec)
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
@@ -73,13 +76,30 @@ def load_raw(kind: str, spec: str | os.PathLike | None) -> dict[str, Any]:
             user = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise UserError(f"{path}: invalid JSON ({e})") from None
-        base = load_raw(kind, user.pop("preset", "cpu"))
-        for section in ("model", "train", "loss"):
-            base[section] = {**base.get(section, {}), **user.pop(section, {})}
-        if user:
-            raise UserError(f"{path}: unknown sections {sorted(user)} (expected model, train, loss, preset)")
-        return base
+        if not isinstance(user, dict):
+            raise UserError(f"{path}: expected a JSON object")
+        return _over_preset(kind, user, str(path))
     res = resources.files("armani") / "configs" / f"{kind}-{spec}.json"
     if not res.is_file():
         raise UserError(f"no {kind} preset {str(spec)!r}; presets: {', '.join(preset_names(kind))}")
     return json.loads(res.read_text())
+
+
+def _over_preset(kind: str, user: dict, where: str) -> dict[str, Any]:
+    base = load_raw(kind, user.pop("preset", "cpu"))
+    for section in ("model", "train", "loss"):
+        base[section] = {**base.get(section, {}), **(user.pop(section, None) or {})}
+    if user:
+        raise UserError(f"{where}: unknown sections {sorted(user)} (expected model, train, loss, preset)")
+    return base
+
+
+def stage_configs(kind: str, spec, model_cls: type[T], loss_cls: type | None = None,
+                  train_overrides: dict | None = None) -> tuple[T, Any, TrainConfig]:
+    """(model config, loss config or None, training config) of a stage from `spec` (see
+    `load_raw`), with the training settings in `train_overrides` that are not None on top."""
+    raw = load_raw(kind, spec)
+    model_cfg = from_dict(model_cls, raw.get("model"))
+    loss_cfg = from_dict(loss_cls, raw.get("loss")) if loss_cls is not None else None
+    train = {k: v for k, v in (train_overrides or {}).items() if v is not None}
+    return model_cfg, loss_cfg, from_dict(TrainConfig, {**raw.get("train", {}), **train})

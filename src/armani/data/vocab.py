@@ -87,3 +87,7 @@ def parts_named(caption: str, category: str | None = None) -> set[str]:
     if category is not None:
         found |= NOUN_LABELS[category]
     return found
+
+#: Parts the attribute judge reports as present or absent (mask labels a caption can name).
+JUDGE_PARTS: tuple[str, ...] = ("sleeve", "collar", "lapel", "hood", "cuff", "button", "zipper", "pocket",
+                                "waistband", "logo", "hem")

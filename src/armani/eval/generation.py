@@ -23,9 +23,6 @@ the reason under `unavailable`.
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -40,6 +37,7 @@ from ..errors import UserError
 from ..formats.dataset import Index, read_meta
 from ..formats.images import read_image
 from ..inference.sampling import sample_tokens
+from ..report.html import samples_page
 from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
 
 TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
@@ -287,45 +285,5 @@ def evaluate_generation(model, data: str | os.PathLike, task: str = "text", spli
                                                     "holdout_pairs", "attribute_hits")},
            "judge": sc.get("judge_report")}
     if html_path:
-        write_samples_html(html_path, out, prompts, conds, images, samples)
+        samples_page(html_path, out, prompts, conds, images, samples, METRICS)
     return out
-
-
-def _png_uri(img: np.ndarray) -> str:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def write_samples_html(path, result: dict, prompts: list[Prompt], conds, images: np.ndarray, samples: int,
-                       max_rows: int = 48) -> Path:
-    """One self-contained page: the metrics, then per prompt its caption, the real photo, the
-    conditions and the samples (images inline)."""
-    esc = html.escape
-    rows = []
-    for i, p in enumerate(prompts[:max_rows]):
-        cells = [f"<td><img src='{_png_uri(p.image)}' title='real'></td>"]
-        c = conds[i]
-        for im in (c.sketch, c.partial):
-            if im is not None:
-                arr = im if im.ndim == 3 else np.repeat(((im > 0) * 255).astype(np.uint8)[..., None], 3, 2)
-                cells.append(f"<td><img src='{_png_uri(arr)}'></td>")
-        cells += [f"<td><img src='{_png_uri(images[i * samples + k])}'></td>" for k in range(samples)]
-        rows.append(f"<tr><td class=c>{esc(p.caption)}</td>{''.join(cells)}</tr>")
-    metrics = "".join(f"<tr><td>{esc(k)}</td><td>{esc(json.dumps(result.get(k)))}</td>"
-                      f"<td>{esc(json.dumps(result.get('ci95', {}).get(k)))}</td>"
-                      f"<td>{esc(result.get('unavailable', {}).get(k, ''))}</td></tr>" for k in METRICS)
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>armani eval generate</title>
-<style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 6px;vertical-align:middle}}td.c{{max-width:28em}}
-img{{width:96px;image-rendering:pixelated;border:1px solid #ccc}}</style></head><body>
-<h1>armani eval generate: {esc(result['task'])} on {esc(result['split'])}</h1>
-<p>{result['prompts']} prompts x {result['samples_per_prompt']} samples, seed {result['seed']}; model
-{esc(str(result.get('model')))}.</p>
-<table><tr><th>metric</th><th>value</th><th>95% CI (prompts)</th><th>unavailable because</th></tr>{metrics}</table>
-<h2>Samples</h2><p>caption | real photo | conditions | samples</p><table>{''.join(rows)}</table></body></html>
-"""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc)
-    return path

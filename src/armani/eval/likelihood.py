@@ -8,8 +8,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from ..data.tokens import TokenDataset, conditions
 from ..formats.bundle import load_bundle
-from ..train.stage2 import Stage2LossConfig, TokenDataset, conditions
 
 CONDITION_SETS = {"none": (False, False, False), "text": (True, False, False),
                   "text+sketch": (True, True, False), "text+partial": (True, False, True)}
@@ -20,7 +20,7 @@ def evaluate_nll(model: str | os.PathLike, tokens: str | os.PathLike, split: str
                  max_samples: int | None = 256, batch_size: int = 32) -> dict:
     b = load_bundle(model, "transformer")
     m, cfg = b.model, b.model.cfg
-    ds = TokenDataset(tokens, split, Stage2LossConfig(), seed=0, dropout=False)
+    ds = TokenDataset(tokens, split, seed=0, dropout=False)
     n = min(len(ds), max_samples or len(ds))
     sums = {k: 0.0 for k in CONDITION_SETS}
     for start in range(0, n, batch_size):

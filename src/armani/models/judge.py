@@ -8,11 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data.vocab import CATEGORIES, COLORS, PATTERNS
-
-#: Parts the judge reports as present or absent (mask labels a caption can name).
-JUDGE_PARTS: tuple[str, ...] = ("sleeve", "collar", "lapel", "hood", "cuff", "button", "zipper", "pocket",
-                                "waistband", "logo", "hem")
+from ..data.vocab import CATEGORIES, COLORS, JUDGE_PARTS, PATTERNS
 
 
 @dataclass(frozen=True)

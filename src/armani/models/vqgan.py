@@ -246,6 +246,3 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-

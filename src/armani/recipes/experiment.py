@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
 from ..eval.foreign import CLIP_ENV, INCEPTION_ENV
 from ..progress import bar
-from .quickstart import PROFILES, write_stage_config
+from .profiles import PROFILES, merge, write_stage_config
+from .stages import StageRunner
 
 STAGE1 = {  # name -> (fusion, stage-1 semantic loss on?)
     "fusion": ("maskclip", True),
@@ -89,160 +88,124 @@ class ExperimentConfig:
     prompts: int | None = None  # overrides the preset's
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = json.loads(json.dumps(a))
-    for sec, vals in b.items():
-        out.setdefault(sec, {}).update(vals)
-    return out
-
-
 def stage_config(out: Path, name: str, kind: str, preset: dict, extra: dict | None = None) -> str:
+    """`out/configs/<name>.json`: the preset's profile for `kind`, its overrides, then `extra`."""
     base = PROFILES[preset["profile"]].get(kind, {}) if preset["profile"] else {}
-    over = _merge(_merge(base, preset["overrides"].get(kind, {})), extra or {})
-    return write_stage_config(out, name, kind, over, preset["size"])
+    return write_stage_config(out, name, kind, merge(base, preset["overrides"].get(kind, {}), extra), preset["size"])
 
 
 def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     if cfg.preset not in PRESETS:
         raise UserError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
-    preset = PRESETS[cfg.preset]
-    out = Path(cfg.out)
-    if cfg.fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    settings = {"preset": cfg.preset, "seed": cfg.seed}
-    if summary.get("settings") not in (None, settings):
-        raise UserError(f"{out} was made with {summary['settings']}; pass --fresh or choose another --out")
-    summary["settings"] = settings
-    stages = summary.setdefault("stage_seconds", {})
-    results = summary.setdefault("results", {})
-    probes = summary.setdefault("probes", {"stage1": {}, "stage2": {}})
-    data, runs = out / "data", out / "runs"
-    n_prompts = cfg.prompts or preset["prompts"]
-    # Other evaluation settings (more prompts, an Inception or CLIP file) re-run only the evaluation.
-    evaluation = {"prompts": n_prompts, "inception": cfg.inception or os.environ.get(INCEPTION_ENV),
-                  "clip": cfg.clip or os.environ.get(CLIP_ENV)}
-    if summary.get("evaluation") not in (None, evaluation):
-        for k in [k for k in stages if k.startswith("eval-")]:
-            del stages[k]
-        results.clear()
-    summary["evaluation"] = evaluation
+    x = _Experiment(cfg, StageRunner(cfg.out, {"preset": cfg.preset, "seed": cfg.seed}, cfg.fresh, cfg.quiet, log))
+    run = x.runner.run
+    run("synth", x.synth)
+    for kind in ("segmenter", "maskclip", "sketch-vq"):
+        run(kind, lambda k=kind: x.train_shared(k))
+    run("judge", x.train_judge)
+    for name in STAGE1:
+        run(f"stage1-{name}", lambda s=name: x.train_stage1(s))
+    for v in VARIANTS:
+        run(f"stage2-{v}", lambda s=v: x.train_stage2(s))
+    for v in VARIANTS:
+        run(f"eval-{v}", lambda s=v: x.evaluate(s))
+    summary, results = x.summary, x.results
+    summary["judge"] = next(iter(next(iter(results.values())).values())).get("judge") if results else None
+    x.runner.save()
+    (x.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (x.out / "table.md").write_text(table(summary, x.n_prompts, x.preset["samples"]))
+    return summary
 
-    def save() -> None:
-        summary["total_seconds"] = round(sum(stages.values()), 2)
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
 
-    def stage(name: str, fn) -> None:
-        if name in stages:
-            return
-        log(f"[{name}] ...")
-        t0 = time.perf_counter()
-        fn()
-        stages[name] = round(time.perf_counter() - t0, 2)
-        save()
-        log(f"[{name}] {stages[name]:.1f} s")
+class _Experiment:
+    """The experiment's stages, each a method; they share the run folder and summary."""
 
-    def synth() -> None:
+    def __init__(self, cfg: ExperimentConfig, runner: StageRunner):
+        self.cfg, self.runner, self.preset = cfg, runner, PRESETS[cfg.preset]
+        self.out, self.summary = runner.out, runner.summary
+        self.data, self.runs = self.out / "data", self.out / "runs"
+        self.results = self.summary.setdefault("results", {})
+        self.probes = self.summary.setdefault("probes", {"stage1": {}, "stage2": {}})
+        self.n_prompts = cfg.prompts or self.preset["prompts"]
+        self.scorers: dict = {}
+        # Other evaluation settings (more prompts, an Inception or CLIP file) re-run only the evaluation.
+        evaluation = {"prompts": self.n_prompts, "inception": cfg.inception or os.environ.get(INCEPTION_ENV),
+                      "clip": cfg.clip or os.environ.get(CLIP_ENV)}
+        if self.summary.get("evaluation") not in (None, evaluation):
+            for k in [k for k in runner.stages if k.startswith("eval-")]:
+                del runner.stages[k]
+            self.results.clear()
+        self.summary["evaluation"] = evaluation
+
+    def synth(self) -> None:
         from ..data.check import check_dataset
         from ..data.make_synth import write_synth
-        with bar(preset["n"], "synthfashion", "img", cfg.quiet) as pb:
-            write_synth(data, preset["n"], preset["size"], cfg.seed, overwrite=True, progress=pb.update)
-        rep = check_dataset(data)
+        n = self.preset["n"]
+        with bar(n, "synthfashion", "img", self.cfg.quiet) as pb:
+            write_synth(self.data, n, self.preset["size"], self.cfg.seed, overwrite=True, progress=pb.update)
+        rep = check_dataset(self.data)
         if not rep.ok:
             raise RuntimeError("dataset check failed: " + "; ".join(rep.errors[:5]))
 
-    def fit(task, tcfg, run: Path) -> None:
-        from ..train.loop import Trainer
-        Trainer(task, tcfg, run, resume=True, quiet=cfg.quiet, extra_config={"experiment": str(out)}).fit()
+    def _fit(self, kind: str, source, conf: str, run: str, **parents) -> None:
+        self.runner.train(kind, source, conf, self.runs / run, self.cfg.seed, recipe="experiment", **parents)
 
-    def train_shared(kind: str) -> None:
-        from ..train.stage1 import sketch_task
-        from ..train.tasks import maskclip_task, segmenter_task
-        make = {"segmenter": segmenter_task, "maskclip": maskclip_task, "sketch-vq": sketch_task}
-        task, tcfg = make[kind](data, stage_config(out, kind, kind, preset), seed=cfg.seed)
-        fit(task, tcfg, runs / kind)
+    def train_shared(self, kind: str) -> None:
+        self._fit(kind, self.data, stage_config(self.out, kind, kind, self.preset), kind)
 
-    def train_judge() -> None:
+    def train_judge(self) -> None:
         # The judge learns from its own render (another seed, no hold-out, so it has seen every
         # part on every garment) and is tested on the experiment's real test images.
         from ..data.make_synth import write_synth
-        from ..eval.judge import judge_task
-        n = preset["judge_n"]
-        with bar(n, "synthfashion (judge)", "img", cfg.quiet) as pb:
-            write_synth(out / "judge-data", n, preset["size"], cfg.seed + 1, holdout=(), overwrite=True,
-                        tokenizer_vocab=None, progress=pb.update)
-        task, tcfg = judge_task(out / "judge-data", stage_config(out, "judge", "judge", preset), seed=cfg.seed)
-        fit(task, tcfg, runs / "judge")
+        n = self.preset["judge_n"]
+        with bar(n, "synthfashion (judge)", "img", self.cfg.quiet) as pb:
+            write_synth(self.out / "judge-data", n, self.preset["size"], self.cfg.seed + 1, holdout=(),
+                        overwrite=True, tokenizer_vocab=None, progress=pb.update)
+        self._fit("judge", self.out / "judge-data", stage_config(self.out, "judge", "judge", self.preset), "judge")
 
-    def train_stage1(name: str) -> None:
-        from ..train.stage1 import vqgan_task
+    def train_stage1(self, name: str) -> None:
+        from ..eval.recon import evaluate_recon
         from .tokens import tokenize_dataset
         fusion, sem = STAGE1[name]
         extra = {"model": {"fusion": fusion}, "loss": {} if sem else {"lambda2": 0.0}}
-        conf = stage_config(out, f"vqgan-{name}", "vqgan", preset, extra)
-        mc = runs / "maskclip" if (fusion == "maskclip" or sem) else None
-        task, tcfg = vqgan_task(data, mc, runs / "segmenter", conf, seed=cfg.seed)
-        fit(task, tcfg, runs / f"vqgan-{name}")
-        with bar(preset["n"], f"tokenize {name}", "img", cfg.quiet) as pb:
-            tokenize_dataset(runs / f"vqgan-{name}", data, out / "tokens" / name, runs / "sketch-vq",
-                             progress=pb.update)
-        from ..eval.recon import evaluate_recon
-        r = evaluate_recon(runs / f"vqgan-{name}", data, "val", max_samples=200)
-        probes["stage1"][name] = {k: r[k] for k in ("psnr", "codebook_usage", "text_code_change",
-                                                    "text_code_change_removed", "maskclip_score")}
-        probes["stage1"][name].update(logged_means(runs / f"vqgan-{name}",
-                                                   ("semantic_grad_share", "semantic_grad_cos")))
+        conf = stage_config(self.out, f"vqgan-{name}", "vqgan", self.preset, extra)
+        mc = self.runs / "maskclip" if (fusion == "maskclip" or sem) else None
+        run = self.runs / f"vqgan-{name}"
+        self._fit("vqgan", self.data, conf, run.name, maskclip=mc, segmenter=self.runs / "segmenter")
+        with bar(self.preset["n"], f"tokenize {name}", "img", self.cfg.quiet) as pb:
+            tokenize_dataset(run, self.data, self.out / "tokens" / name, self.runs / "sketch-vq", progress=pb.update)
+        r = evaluate_recon(run, self.data, "val", max_samples=200)
+        self.probes["stage1"][name] = {k: r[k] for k in ("psnr", "codebook_usage", "text_code_change",
+                                                         "text_code_change_removed", "maskclip_score")}
+        self.probes["stage1"][name].update(logged_means(run, ("semantic_grad_share", "semantic_grad_cos")))
 
-    def train_stage2(variant: str) -> None:
+    def train_stage2(self, variant: str) -> None:
         from ..eval.likelihood import evaluate_nll
-        from ..train.stage2 import transformer_task
         _, s1, sem2, text_encoder = VARIANTS[variant]
         extra = {} if sem2 else {"loss": {"semantic_every": 0}}
         if text_encoder:
             extra["model"] = {"text_encoder": text_encoder}
-        conf = stage_config(out, f"transformer-{variant}", "transformer", preset, extra)
-        task, tcfg = transformer_task(out / "tokens" / s1, conf, seed=cfg.seed)
-        fit(task, tcfg, runs / f"transformer-{variant}")
-        nll = evaluate_nll(runs / f"transformer-{variant}", out / "tokens" / s1, "val")["nll_per_token"]
-        probes["stage2"][variant] = {"nll_none": nll["none"], "nll_caption": nll["text"],
-                                     **logged_means(runs / f"transformer-{variant}",
-                                                    ("semantic_grad_share", "semantic_grad_cos"))}
+        conf = stage_config(self.out, f"transformer-{variant}", "transformer", self.preset, extra)
+        run = self.runs / f"transformer-{variant}"
+        self._fit("transformer", self.out / "tokens" / s1, conf, run.name)
+        nll = evaluate_nll(run, self.out / "tokens" / s1, "val")["nll_per_token"]
+        self.probes["stage2"][variant] = {"nll_none": nll["none"], "nll_caption": nll["text"],
+                                          **logged_means(run, ("semantic_grad_share", "semantic_grad_cos"))}
 
-    scorers: dict = {}
-
-    def evaluate(variant: str) -> None:
+    def evaluate(self, variant: str) -> None:
         from ..eval.generation import default_device, evaluate_generation, load_scorers
         from ..inference.pipeline import load
-        if not scorers:
-            scorers["s"] = load_scorers(runs / "judge", runs / "maskclip", runs / "segmenter", cfg.inception,
-                                        cfg.clip, data)
-        g = load(runs / f"transformer-{variant}", default_device())
+        if not self.scorers:
+            self.scorers["s"] = load_scorers(self.runs / "judge", self.runs / "maskclip", self.runs / "segmenter",
+                                             self.cfg.inception, self.cfg.clip, self.data)
+        g = load(self.runs / f"transformer-{variant}", default_device())
         res = {}
-        todo = [(t, "val") for t in EVAL_TASKS] + [("text", "test_holdout")]
-        for task, split in todo:
+        for task, split in [(t, "val") for t in EVAL_TASKS] + [("text", "test_holdout")]:
             key = task if split == "val" else "holdout"
-            res[key] = evaluate_generation(g, data, task, split, n_prompts,
-                                           preset["samples"], cfg.seed, scorers=scorers["s"],
-                                           html_path=out / "samples" / f"{variant}_{key.replace('+', '_')}.html")
-        results[variant] = res
-
-    stage("synth", synth)
-    for kind in ("segmenter", "maskclip", "sketch-vq"):
-        stage(kind, lambda k=kind: train_shared(k))
-    stage("judge", train_judge)
-    for name in STAGE1:
-        stage(f"stage1-{name}", lambda s=name: train_stage1(s))
-    for v in VARIANTS:
-        stage(f"stage2-{v}", lambda s=v: train_stage2(s))
-    for v in VARIANTS:
-        stage(f"eval-{v}", lambda s=v: evaluate(s))
-    summary["judge"] = next(iter(next(iter(results.values())).values())).get("judge") if results else None
-    save()
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "table.md").write_text(table(summary, n_prompts, preset["samples"]))
-    return summary
+            res[key] = evaluate_generation(g, self.data, task, split, self.n_prompts, self.preset["samples"],
+                                           self.cfg.seed, scorers=self.scorers["s"],
+                                           html_path=self.out / "samples" / f"{variant}_{key.replace('+', '_')}.html")
+        self.results[variant] = res
 
 
 def logged_means(run: Path, keys: tuple[str, ...]) -> dict[str, float]:

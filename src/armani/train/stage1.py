@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..config import TrainConfig, from_dict, load_raw, to_dict
+from ..config import TrainConfig, stage_configs, to_dict
 from ..data.dataset import GarmentDataset
 from ..data.tokenizer import CaptionTokenizer
 from ..errors import UserError
@@ -172,22 +172,12 @@ class VQGANTask(Task):
                 "usage": out["usage"], "perplexity": out["perplexity"]}
 
 
-def _configs(kind: str, spec, overrides: dict | None):
-    raw = load_raw(kind, spec)
-    model_cfg = from_dict(VQGANConfig, raw.get("model"))
-    loss_cfg = from_dict(VQGANLossConfig, raw.get("loss"))
-    train = {k: v for k, v in (overrides or {}).items() if v is not None}
-    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
-    return model_cfg, loss_cfg, train_cfg
-
-
-def vqgan_task(data: str | os.PathLike, maskclip: str | os.PathLike | None, segmenter: str | os.PathLike | None,
-               config=None, fusion: str | None = None, **train_overrides) -> tuple[VQGANTask, TrainConfig]:
+def vqgan_task(data: str | os.PathLike, config=None, *, maskclip: str | os.PathLike | None = None,
+               segmenter: str | os.PathLike | None = None, **train_overrides) -> tuple[VQGANTask, TrainConfig]:
     """The stage-1 task. `maskclip` is required unless fusion is `none` and the semantic
-    loss is off; `segmenter` is required for the semantic loss and for unannotated samples."""
-    model_cfg, loss_cfg, train_cfg = _configs("vqgan", config, train_overrides)
-    if fusion is not None:
-        model_cfg = replace(model_cfg, fusion=fusion)
+    loss is off; `segmenter` is required for the semantic loss and for unannotated samples.
+    The plain VQGAN baseline is the config's `model.fusion: "none"`."""
+    model_cfg, loss_cfg, train_cfg = stage_configs("vqgan", config, VQGANConfig, VQGANLossConfig, train_overrides)
     if loss_cfg.perceptual == "segmenter" and segmenter is None:
         raise UserError("the perceptual term uses the segmenter's features by default: pass --segmenter "
                          "(or set loss.perceptual to 'vgg16' with loss.vgg_weights, or to 'none')")
@@ -237,9 +227,12 @@ def _perceptual_name(lc: VQGANLossConfig) -> str:
             "none": "none"}[lc.perceptual]
 
 
-def sketch_task(data: str | os.PathLike, config=None, **train_overrides) -> tuple[VQGANTask, TrainConfig]:
-    """The sketch tokenizer (section 3.4): a plain VQ autoencoder on Canny edge maps."""
-    model_cfg, loss_cfg, train_cfg = _configs("sketch-vq", config, train_overrides)
+def sketch_task(data: str | os.PathLike, config=None, *, maskclip=None, segmenter=None,
+                **train_overrides) -> tuple[VQGANTask, TrainConfig]:
+    """The sketch tokenizer (section 3.4): a plain VQ autoencoder on Canny edge maps (it takes
+    no trained parents)."""
+    model_cfg, loss_cfg, train_cfg = stage_configs("sketch-vq", config, VQGANConfig, VQGANLossConfig,
+                                                   train_overrides)
     model_cfg = replace(model_cfg, in_channels=1, fusion="none")
     loss_cfg = replace(loss_cfg, perceptual="none", lambda2=0.0)
     meta = read_meta(data)

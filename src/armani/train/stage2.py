@@ -1,30 +1,21 @@
 """Stage 2 as a training task (section 3.4, eq. 12-14): the cross-modal Transformer on a
-token folder made by `armani tokenize`.
-
-Condition dropout: each sample keeps its caption, sketch and partial image independently
-with the probabilities in the loss config; an absent condition becomes EMPTY tokens. One
-model so serves text, text+sketch, text+partial, sketch-only and partial-only generation,
-and the samples with no condition at all train the unconditional model guidance needs.
-Every random choice (caption, which conditions, the partial box) is a function of
-(seed, epoch, index), so resuming replays the same stream.
-"""
+token folder made by `armani tokenize`, with condition dropout (`armani.data.tokens`)."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
-from ..config import TrainConfig, from_dict, load_raw, to_dict
+from ..config import TrainConfig, stage_configs, to_dict
 from ..data.tokenizer import CaptionTokenizer
+from ..data.tokens import TokenDataset, conditions
 from ..errors import MissingInput, UserError
 from ..formats.bundle import load_bundle, resolve_bundle, unwrap
-from ..formats.tokens import TokenSet, read_token_info
+from ..formats.tokens import read_token_info
 from ..losses.vq import semantic_term
 from ..models.transformer import CrossModalTransformer, TransformerConfig
 from .loop import Task
@@ -47,66 +38,6 @@ class Stage2LossConfig:
     semantic_passes: int = 2        # "sampled": passes, each fed the previous pass's samples
     semantic: str = "similarity"    # the score: 1 - D, or "contrastive" over the semantic batch
     probe_every: int = 50           # log the semantic loss's gradient share every N steps (0: never)
-
-
-def token_box(rng: np.random.Generator, grid: int, keep: float) -> np.ndarray:
-    """A random box of token cells covering about `keep` of a grid x grid map -> (grid*grid,) bool."""
-    area = max(1, round(keep * grid * grid))
-    w = int(rng.integers(max(1, -(-area // grid)), min(grid, area) + 1))
-    h = max(1, min(grid, round(area / w)))
-    x0, y0 = int(rng.integers(0, grid - w + 1)), int(rng.integers(0, grid - h + 1))
-    cells = np.zeros((grid, grid), bool)
-    cells[y0:y0 + h, x0:x0 + w] = True
-    return cells.reshape(-1)
-
-
-class TokenDataset(Dataset):
-    """One split of a token folder, with per-sample caption choice and condition dropout."""
-
-    def __init__(self, root: str | os.PathLike, split: str, loss: Stage2LossConfig, seed: int = 0,
-                 dropout: bool = True):
-        self.tokens = TokenSet(root, split)
-        self.loss, self.seed, self.epoch, self.dropout = loss, seed, 0, dropout
-        self.grid = int(self.tokens.info["image_grid"])
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __getitem__(self, i: int) -> dict:
-        t, lc = self.tokens, self.loss
-        rng = np.random.default_rng([self.seed, self.epoch, i, 2])
-        slots = np.flatnonzero(t.text_len[i] > 0)
-        c = int(rng.choice(slots)) if (self.dropout and len(slots)) else (int(slots[0]) if len(slots) else 0)
-        u = rng.random(3)
-        has_sketch = t.sketch is not None
-        sketch = t.sketch[i].astype(np.int64) if has_sketch else np.zeros(0, np.int64)
-        return {
-            "image": torch.from_numpy(t.image[i].astype(np.int64)),
-            "sketch": torch.from_numpy(sketch),
-            "text": torch.from_numpy(t.text[i, c].astype(np.int64)),
-            "text_len": torch.tensor(int(t.text_len[i, c])),
-            "keep": torch.from_numpy(token_box(rng, self.grid, lc.partial_keep)),
-            "has_text": torch.tensor(bool(len(slots)) and (not self.dropout or u[0] < lc.p_text)),
-            "has_sketch": torch.tensor(has_sketch and (not self.dropout or u[1] < lc.p_sketch)),
-            "has_partial": torch.tensor(bool(not self.dropout or u[2] < lc.p_partial)),
-        }
-
-
-def conditions(model_cfg: TransformerConfig, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A batch's condition tokens, absent ones EMPTY."""
-    c = model_cfg
-    text = torch.where(batch["has_text"][:, None], batch["text"], c.text_empty)
-    b = text.shape[0]
-    if batch["sketch"].shape[-1] == c.sketch_len:
-        sketch = torch.where(batch["has_sketch"][:, None], batch["sketch"], c.sketch_empty)
-    else:
-        sketch = torch.full((b, c.sketch_len), c.sketch_empty, dtype=torch.long, device=text.device)
-    kept = batch["keep"] & batch["has_partial"][:, None]
-    partial = torch.where(kept, batch["image"], c.image_empty)
-    return text, sketch, partial
 
 
 def soft_decode(vq: nn.Module, logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
@@ -218,21 +149,20 @@ class TransformerTask(Task):
         return int(batch["image"].shape[0])
 
 
-def transformer_task(tokens: str | os.PathLike, config=None, **train_overrides) -> tuple[TransformerTask, TrainConfig]:
+def transformer_task(tokens: str | os.PathLike, config=None, *, maskclip=None, segmenter=None,
+                     **train_overrides) -> tuple[TransformerTask, TrainConfig]:
     """The stage-2 task on a token folder. The semantic loss (when its config turns it on)
-    loads the stage-1 bundle the tokens record and that bundle's segmenter and MaskCLIP."""
-    raw = load_raw("transformer", config)
+    loads the stage-1 bundle the tokens record and that bundle's segmenter and MaskCLIP (it
+    takes no others)."""
+    model_cfg, loss_cfg, train_cfg = stage_configs("transformer", config, TransformerConfig, Stage2LossConfig,
+                                                   train_overrides)
     info = read_token_info(tokens)
     if "train" not in info["splits"]:
         raise UserError(f"{tokens} has no split 'train'; it has {', '.join(info['splits'])}")
-    model_cfg = from_dict(TransformerConfig, raw.get("model"))
     model_cfg = replace(model_cfg, text_vocab=int(info["vocab_size"]), text_len=int(info["max_text_len"]),
                         image_codes=int(info["image_codes"]), image_len=int(info["image_grid"]) ** 2,
                         sketch_codes=int(info["sketch_codes"] or 1),
                         sketch_len=int(info["sketch_grid"]) ** 2 if info.get("sketch_grid") else 0)
-    loss_cfg = from_dict(Stage2LossConfig, raw.get("loss"))
-    train = {k: v for k, v in train_overrides.items() if v is not None}
-    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
     parents = {"vqgan": info["image_model"]["path"]}
     if info.get("sketch_model"):
         parents["sketch"] = info["sketch_model"]["path"]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig, from_dict, load_raw
+from ..config import TrainConfig, stage_configs
 from ..data.dataset import IGNORE_INDEX, GarmentDataset
 from ..data.tokenizer import CaptionTokenizer
 from ..errors import UserError
@@ -19,14 +19,6 @@ from ..models.fusion import predicted_or_true_masks
 from ..models.maskclip import MaskCLIP, MaskCLIPConfig
 from ..models.segmenter import Segmenter, SegmenterConfig
 from .loop import Task
-
-
-def load_configs(kind: str, spec, model_cls, overrides: dict | None = None) -> tuple:
-    raw = load_raw(kind, spec)
-    model_cfg = from_dict(model_cls, raw.get("model"))
-    train = {k: v for k, v in (overrides or {}).items() if v is not None}
-    train_cfg = from_dict(TrainConfig, {**raw.get("train", {}), **train})
-    return model_cfg, train_cfg
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -73,8 +65,10 @@ class SegmenterTask(Task):
         return seg_loss(model(batch["image"]), batch["mask"])
 
 
-def segmenter_task(data: str | os.PathLike, config=None, **train_overrides) -> tuple[SegmenterTask, TrainConfig]:
-    model_cfg, train_cfg = load_configs("segmenter", config, SegmenterConfig, train_overrides)
+def segmenter_task(data: str | os.PathLike, config=None, *, maskclip=None, segmenter=None,
+                   **train_overrides) -> tuple[SegmenterTask, TrainConfig]:
+    """The part segmenter on a dataset's masks (it takes no trained parents)."""
+    model_cfg, _, train_cfg = stage_configs("segmenter", config, SegmenterConfig, train_overrides=train_overrides)
     read_meta(data)
     task = SegmenterTask(kind="segmenter", model_config=model_cfg, data=Path(data), train_cfg=train_cfg,
                          preprocessing={"image_size": model_cfg.image_size, "letterbox_fill": 255,
@@ -111,16 +105,18 @@ class MaskCLIPTask(Task):
         return model(self.masks(batch), batch["text"], batch["text_len"])
 
 
-def maskclip_task(data: str | os.PathLike, config=None, global_loss: bool = False,
-                  segmenter: str | os.PathLike | None = None, **train_overrides) -> tuple[MaskCLIPTask, TrainConfig]:
-    model_cfg, train_cfg = load_configs("maskclip", config, MaskCLIPConfig, train_overrides)
+def maskclip_task(data: str | os.PathLike, config=None, *, maskclip=None, segmenter: str | os.PathLike | None = None,
+                  **train_overrides) -> tuple[MaskCLIPTask, TrainConfig]:
+    """MaskCLIP on a dataset's masks and captions; `segmenter` predicts the masks samples lack.
+    The pooled (global CLIP) baseline is the config's `model.loss: "global"`."""
+    model_cfg, _, train_cfg = stage_configs("maskclip", config, MaskCLIPConfig, train_overrides=train_overrides)
     meta = read_meta(data)
     if not meta.get("tokenizer"):
         raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
     tok_path = Path(data) / meta["tokenizer"]
     tok = CaptionTokenizer.from_file(tok_path)
     # The text side follows the dataset's tokenizer; image side and widths follow the config.
-    model_cfg = replace(model_cfg, vocab_size=tok.vocab_size, loss="global" if global_loss else model_cfg.loss)
+    model_cfg = replace(model_cfg, vocab_size=tok.vocab_size)
     if model_cfg.loss == "global" and model_cfg.text_layers == 0:
         # The pooled baseline reads the caption at [EOS]: without attention that token knows
         # nothing of the words, so the baseline gets the contextual encoder it needs.
