@@ -12,7 +12,7 @@ $A train segmenter --data "$D/data" --out "$D/seg" --max-steps 40
 $A train maskclip --data "$D/data" --out "$D/mc" --max-steps 40
 $A train vqgan --data "$D/data" --maskclip "$D/mc" --segmenter "$D/seg" --out "$D/vq" --max-steps 40 --config "$D/vq.json"
 $A train sketch-vq --data "$D/data" --out "$D/sk" --max-steps 40
-$A tokenize --model "$D/vq" --sketch-model "$D/sk" --data "$D/data" --out "$D/tok"
+$A tokenize --model "$D/vq" --sketch-vq "$D/sk" --data "$D/data" --out "$D/tok"
 $A eval recon --model "$D/vq" --data "$D/data" --json "$OUT/recon.json"
 cp "$D/vq/metrics.jsonl" "$OUT/vqgan_metrics.jsonl"
 python3 benchmarks/paper_presets.py --steps 10 --batch 8 --json "$OUT/paper_presets.json"

@@ -10,7 +10,7 @@ armani train segmenter --data "$W/d10k" --out "$W/seg"
 armani train maskclip --data "$W/d10k" --out "$W/mc"
 armani train vqgan --data "$W/d10k" --maskclip "$W/mc" --segmenter "$W/seg" --out "$W/vq"
 armani train sketch-vq --data "$W/d10k" --out "$W/sk"
-armani tokenize --model "$W/vq" --sketch-model "$W/sk" --data "$W/d10k" --out "$W/tokens"
+armani tokenize --model "$W/vq" --sketch-vq "$W/sk" --data "$W/d10k" --out "$W/tokens"
 armani train transformer --tokens "$W/tokens" --out "$W/gpt"
 armani export --model "$W/gpt" --out src/armani/pretrained/synthfashion --half \
   --note "SynthFashion 10,000 images at 64 px (seed 0); every stage its CPU preset; made by scripts/make_shipped_model.sh"

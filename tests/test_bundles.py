@@ -3,6 +3,7 @@ nothing large allocated before the weights are checked."""
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from armani.cli import main
@@ -70,3 +71,29 @@ def test_components_stay_inside_the_pipeline(pipe, tmp_path, capsys):
     assert "invalid JSON" in _generate(pipe, tmp_path, capsys)
     with pytest.raises(ValueError):
         load(pipe)
+
+
+def test_files_with_the_older_sketch_name_still_load(tmp_path):
+    """Pipelines and token folders written when the sketch tokenizer was called "sketch"
+    (component, folder) and the token folder's models "image_model"/"sketch_model" load."""
+    import armani
+    from armani.formats.tokens import read_token_info
+    old = tmp_path / "old"
+    shutil.copytree(shipped_model(), old)
+    (old / "sketch-vq").rename(old / "sketch")
+    meta = json.loads((old / "armani.json").read_text())
+    meta["components"] = {("sketch" if k == "sketch-vq" else k): ("sketch" if v == "sketch-vq" else v)
+                          for k, v in meta["components"].items()}
+    (old / "armani.json").write_text(json.dumps(meta))
+    g = armani.load(old)
+    assert g.sketch_tokenizer is not None
+    a = armani.generate(g, text="a blue dress", sketch_from=np.full((64, 64, 3), 255, np.uint8), n=1, seed=0)
+    b = armani.generate(armani.load(), text="a blue dress", sketch_from=np.full((64, 64, 3), 255, np.uint8),
+                        n=1, seed=0)
+    assert (a == b).all()
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokens.json").write_text(json.dumps({"format": "armani-tokens/1", "splits": {},
+                                                 "image_model": {"path": "vq"}, "sketch_model": {"path": "sk"}}))
+    info = read_token_info(tok)
+    assert info["vqgan"] == {"path": "vq"} and info["sketch-vq"] == {"path": "sk"} and "image_model" not in info

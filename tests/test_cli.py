@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -44,6 +45,7 @@ def test_bad_arguments_exit_cleanly(tmp_path, capsys):
     assert main(["-q", "data", "show", str(tmp_path)]) == 2
 
 
+@pytest.mark.slow
 def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
     from armani.recipes.quickstart import PROFILES
     out = tmp_path / "qs"
@@ -170,3 +172,44 @@ def test_generate_bad_input_and_many_images(tmp_path, capsys):
                  "--out", str(tmp_path / "two")]) == 0
     assert (out / "sample-15.png").read_bytes() == (tmp_path / "two" / "sample-15.png").read_bytes()
     assert json.loads((out / "generation.json").read_text())["unknown_words"] == ["emerald", "velvet", "kimono"]
+
+
+def test_only_bad_input_is_exit_2_and_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    """A UserError (bad input) is one line and exit 2; any other exception, a ValueError
+    included, is a bug and propagates with its traceback."""
+    import armani.cli.generate as gen
+    from armani.errors import UserError
+
+    def raises(exc):
+        def cmd(args):
+            raise exc
+        return cmd
+    monkeypatch.setattr(gen, "cmd_export", raises(UserError("the model folder is empty")))
+    assert main(["export", "--model", "m", "--out", "o"]) == 2
+    assert capsys.readouterr().err.strip() == "armani: error: the model folder is empty"
+    monkeypatch.setattr(gen, "cmd_export", raises(ValueError("internal: shapes disagree")))
+    with pytest.raises(ValueError, match="internal"):
+        main(["export", "--model", "m", "--out", "o"])
+
+
+def test_every_registered_task_has_a_train_command_and_the_one_signature():
+    import inspect
+
+    from armani.cli import build_parser
+    from armani.train.registry import TASKS, make_task
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    train = next(a for a in sub.choices["train"]._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(train.choices) == set(TASKS)
+    for name, spec in TASKS.items():
+        module, fn = spec.factory.split(":")
+        f = getattr(__import__(f"armani.train.{module}", fromlist=[fn]), fn)
+        params = list(inspect.signature(f).parameters.values())
+        assert [p.name for p in params[:2]] == ["tokens" if spec.reads == "tokens" else "data", "config"], name
+        assert {p.name for p in params if p.kind is p.KEYWORD_ONLY} == {"maskclip", "segmenter"}, name
+        assert params[-1].kind is inspect.Parameter.VAR_KEYWORD, name
+        flags = {a.option_strings[0] for a in train.choices[name]._actions if a.option_strings}
+        assert {f"--{p}" for p in spec.parents} | {f.flag for f in spec.flags} <= flags, name
+    with pytest.raises(ValueError, match="takes no trained maskclip"):
+        make_task("segmenter", "anywhere", maskclip="m")
+    with pytest.raises(ValueError, match="unknown training task"):
+        make_task("gan", "anywhere")

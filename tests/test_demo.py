@@ -104,6 +104,7 @@ def served(shipped):
     demo.close()
 
 
+@pytest.mark.slow
 def test_generate_endpoint(served):
     from gradio_client import Client
     gallery, sheet, note = Client(served, verbose=False).predict(text="a red dress", n=2, seed=0,
@@ -120,6 +121,7 @@ def _chromium() -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_in_a_real_browser(served, tmp_path):
     """Headless Chromium: type a prompt, draw a stroke on the sketch canvas, click Generate,
     find the samples in the gallery; the screenshot is kept in the test's tmp folder."""

@@ -241,12 +241,13 @@ def micro(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_experiment_micro_end_to_end(micro):
-    from armani.recipes.experiment import EVAL_TASKS, VARIANTS
+    from armani.recipes.experiment import EVAL_MODES, VARIANTS
     out, summary = micro
     assert set(summary["results"]) == set(VARIANTS)
     for v, res in summary["results"].items():
-        assert set(res) == set(EVAL_TASKS) | {"holdout"}
+        assert set(res) == set(EVAL_MODES) | {"holdout"}
         for r in res.values():
             assert r["fid"] is None and "Inception" in r["unavailable"]["fid"]
             assert r["clipscore"] is None and "CLIP" in r["unavailable"]["clipscore"]
@@ -280,6 +281,7 @@ def test_experiment_micro_end_to_end(micro):
     assert (out / "samples" / "armani_text.html").is_file()
 
 
+@pytest.mark.slow
 def test_experiment_resumes_without_retraining(micro):
     from armani.recipes.experiment import ExperimentConfig, run_experiment
     out, summary = micro
@@ -298,6 +300,7 @@ def test_experiment_resumes_without_retraining(micro):
     assert again["results"]["armani"]["text"]["prompts"] == 2
 
 
+@pytest.mark.slow
 def test_eval_generate_cli_writes_every_metric(micro, tmp_path, capsys):
     from armani.cli import main
     from armani.eval.generation import METRICS
@@ -317,6 +320,7 @@ def test_eval_generate_cli_writes_every_metric(micro, tmp_path, capsys):
     assert "unavailable" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_eval_compare_writes_a_questionnaire(micro, tmp_path):
     from armani.cli import main
     out, _ = micro

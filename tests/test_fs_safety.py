@@ -88,6 +88,7 @@ def _crash_everywhere(args, target: Path, copies: dict[str, dict]) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_import_overwrite_survives_sigkill(tmp_path):
     a = _folder_src(tmp_path / "a", 12, (200, 30, 30))
     b = _folder_src(tmp_path / "b", 16, (30, 30, 200))
@@ -106,6 +107,7 @@ def test_import_overwrite_survives_sigkill(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ds") and p.name != "ds"]
 
 
+@pytest.mark.slow
 def test_export_over_a_model_survives_sigkill(tmp_path):
     import armani
     from armani.inference.pipeline import shipped_model
@@ -141,6 +143,7 @@ def test_stale_leftovers_are_cleaned_and_old_copy_restored(tmp_path):
     assert (target / "v").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+@pytest.mark.slow
 def test_sigterm_cleans_up(tmp_path):
     src = _folder_src(tmp_path / "a", 400, (10, 120, 10))
     out = tmp_path / "ds"

@@ -52,6 +52,7 @@ def _mutate_line(rng: random.Random, line: bytes) -> bytes:
     return (json.dumps(rec) + "\n").encode()
 
 
+@pytest.mark.slow
 def test_fuzz_records(synth_ds, tmp_path):
     rng = random.Random(0)
     base = (synth_ds / "index.jsonl").read_bytes().splitlines(keepends=True)

@@ -165,6 +165,7 @@ def test_segmenter_is_differentiable_to_pixels():
     assert [f.shape[-1] for f in feats] == [32, 16, 8]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,cls", [("maskclip", MaskCLIPConfig), ("segmenter", SegmenterConfig)])
 def test_paper_presets_build_and_step(kind, cls):
     preset = "paper" if kind == "maskclip" else "large"

@@ -214,7 +214,7 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
                  "--config", sk_cfg]) == 0
 
     tokens = tmp_path / "tok"
-    assert main(["-q", "tokenize", "--model", str(run), "--sketch-model", str(tmp_path / "sk"),
+    assert main(["-q", "tokenize", "--model", str(run), "--sketch-vq", str(tmp_path / "sk"),
                  "--data", str(synth_ds), "--out", str(tokens), "--splits", "train,val"]) == 0
     ts = TokenSet(tokens, "val")
     assert ts.image.shape == (len(ts), 36) and ts.image.dtype == np.uint16 and ts.image.max() < 32
@@ -276,6 +276,7 @@ def test_cli_vqgan_errors(synth_ds, tiny_parents, tmp_path, capsys):
     assert "grid" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["cpu", "paper"])
 def test_presets_build_and_step(preset):
     from armani.config import from_dict, load_raw

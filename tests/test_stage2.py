@@ -186,6 +186,7 @@ def test_token_box_covers_a_quarter():
         assert cells[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()  # one box
 
 
+@pytest.mark.slow
 def test_paper_preset_builds_and_steps():
     from dataclasses import replace
 
@@ -221,7 +222,7 @@ def tiny_run(synth_ds, tiny_parents, tmp_path_factory):
     sk = write_cfg(root / "k.json", {"image_size": 48, "channels": [4, 8, 8, 8], "z_channels": 8,
                                      "num_codes": 16, "code_dim": 4, "attention": False})
     assert main(["-q", "train", "sketch-vq", "--data", str(synth_ds), "--out", str(root / "sk"), "--config", sk]) == 0
-    assert main(["-q", "tokenize", "--model", str(root / "vq"), "--sketch-model", str(root / "sk"),
+    assert main(["-q", "tokenize", "--model", str(root / "vq"), "--sketch-vq", str(root / "sk"),
                  "--data", str(synth_ds), "--out", str(root / "tok"), "--splits", "train,val"]) == 0
     tcfg = root / "t.json"
     tcfg.write_text(json.dumps({"model": {"width": 32, "layers": 1, "heads": 2},
@@ -236,7 +237,7 @@ def tiny_run(synth_ds, tiny_parents, tmp_path_factory):
 def test_train_transformer_cli(tiny_run):
     run = tiny_run / "gpt"
     meta = json.loads((run / "model" / "config.json").read_text())
-    assert meta["kind"] == "transformer" and set(meta["parents"]) == {"vqgan", "sketch"}
+    assert meta["kind"] == "transformer" and set(meta["parents"]) == {"vqgan", "sketch-vq"}
     assert meta["config"]["image_len"] == 36 and meta["config"]["sketch_len"] == 36
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert "semantic" in rows[0] and "nll" in rows[-1]  # the semantic loss ran at step 0 (every 2 steps)
@@ -390,3 +391,33 @@ def test_maskclip_text_encoder_and_gradient_probe(tiny_run, tiny_parents, tmp_pa
     assert not torch.allclose(la, lb) and not torch.allclose(la, le)
     imgs = armani.generate(armani.load(run), text="a red dress", n=1, seed=0)
     assert imgs.shape[0] == 1
+
+
+def test_evaluate_nll_is_the_mean_token_cross_entropy(tiny_run):
+    """evaluate_nll against a direct computation: the mean negative log-probability of each
+    real image token, teacher-forced, under the named conditions."""
+    import torch.nn.functional as F
+
+    from armani.data.tokens import TokenDataset
+    from armani.eval.likelihood import evaluate_nll
+    from armani.formats.bundle import load_bundle
+    got = evaluate_nll(tiny_run / "gpt", tiny_run / "tok", "val", max_samples=6, batch_size=4)
+    m = load_bundle(tiny_run / "gpt", "transformer").model
+    cfg = m.cfg
+    ds = TokenDataset(tiny_run / "tok", "val", dropout=False)
+    want = {}
+    for name, flags in (("none", (False, False, False)), ("text+partial", (True, False, True))):
+        total = 0.0
+        for i in range(6):  # one sample at a time: batching must not change the figure
+            batch = {k: v[None] for k, v in ds[i].items()}
+            batch.update(has_text=torch.tensor([flags[0]]), has_sketch=torch.tensor([flags[1]]),
+                         has_partial=torch.tensor([flags[2]]))
+            text, sketch, partial = conditions(cfg, batch)
+            with torch.no_grad():
+                logp = F.log_softmax(m(text, sketch, partial, batch["image"]).double(), -1)
+            total -= float(logp[0].gather(1, batch["image"][0][:, None]).sum())
+        want[name] = total / (6 * cfg.image_len)
+    assert got["samples"] == 6
+    for name, v in want.items():
+        assert abs(got["nll_per_token"][name] - v) < 1e-4, (name, got["nll_per_token"][name], v)
+    assert got["nll_per_token"]["none"] != got["nll_per_token"]["text+partial"]

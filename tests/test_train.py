@@ -134,6 +134,7 @@ def _tiny_config(path: Path, steps: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted(synth_ds, tmp_path):
     cfg = _tiny_config(tmp_path / "tiny.json", 16)
     base = ["-q", "train", "segmenter", "--data", str(synth_ds), "--config", str(cfg)]
@@ -163,6 +164,7 @@ def _tiny_maskclip_config(path: Path, steps: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["segmenter", "maskclip"])
 def test_two_processes_match_one(synth_ds, tmp_path, model):
     """For MaskCLIP this needs the contrastive negatives of the whole global batch on each process."""
@@ -188,6 +190,7 @@ def test_two_processes_match_one(synth_ds, tmp_path, model):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), k
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_runs(synth_ds, tmp_path):
     cfg = _tiny_config(tmp_path / "tiny.json", 2)
     raw = json.loads(cfg.read_text())

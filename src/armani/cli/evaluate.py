@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..inference.pipeline import MODES
 from .common import load_sampled, positive, sampling_args, write_json
 
 
@@ -52,7 +53,8 @@ def add_commands(sub) -> None:
                         "CLIPScore, MaskCLIP score, attribute accuracy)")
     e5.add_argument("--model", type=Path, required=True, help="pipeline folder or stage-2 run")
     e5.add_argument("--data", type=Path, required=True)
-    e5.add_argument("--task", choices=("text", "text+sketch", "text+partial", "sketch", "partial"), default="text")
+    e5.add_argument("--mode", "--task", dest="mode", choices=MODES, default="text",
+                    help="generation mode: which conditions (default text; --task is the older name)")
     e5.add_argument("--split", default="val", help="val (default), test or test_holdout")
     e5.add_argument("--n", type=positive, default=100, help="prompts (the split's first N; default 100)")
     e5.add_argument("--samples", type=positive, default=1, help="images per prompt (default 1)")
@@ -73,7 +75,8 @@ def add_commands(sub) -> None:
     e6.add_argument("models", type=Path, nargs="+", help="two or more pipeline folders or stage-2 runs")
     e6.add_argument("--data", type=Path, required=True, help="dataset whose captions are the prompts")
     e6.add_argument("--names", default=None, help="comma-separated names of the models (default: folder names)")
-    e6.add_argument("--task", choices=("text", "text+sketch", "text+partial", "sketch", "partial"), default="text")
+    e6.add_argument("--mode", "--task", dest="mode", choices=MODES, default="text",
+                    help="generation mode: which conditions (default text; --task is the older name)")
     e6.add_argument("--split", default="val")
     e6.add_argument("--n", type=positive, default=20, help="prompts (default 20)")
     e6.add_argument("--seed", type=int, default=0)
@@ -179,11 +182,11 @@ def cmd_eval_generate(args) -> int:
     from ..progress import bar
     g = load_sampled(args, default_device())
     html_path = args.html or (args.json.with_suffix(".html") if args.json else Path("eval_generate.html"))
-    with bar(None, f"generate {args.task}", "img", args.quiet) as pb:
-        rep = evaluate_generation(g, args.data, args.task, args.split, args.n, args.samples, args.seed,
+    with bar(None, f"generate {args.mode}", "img", args.quiet) as pb:
+        rep = evaluate_generation(g, args.data, args.mode, args.split, args.n, args.samples, args.seed,
                                   args.judge, args.maskclip, args.segmenter, args.inception, args.clip,
                                   html_path=html_path, progress=pb.update)
-    print(f"{args.task} on {rep['prompts']} {args.split} prompts x {rep['samples_per_prompt']}:")
+    print(f"{args.mode} on {rep['prompts']} {args.split} prompts x {rep['samples_per_prompt']}:")
     for k in METRICS:
         v, ci = rep.get(k), rep.get("ci95", {}).get(k)
         shown = "unavailable: " + rep["unavailable"].get(k, "") if v is None else f"{v:.4g}" + (
@@ -201,6 +204,6 @@ def cmd_eval_compare(args) -> int:
         raise UserError(f"--names gives {len(names)} names for {len(args.models)} models")
     if len(args.models) < 2:
         raise UserError("compare needs at least two models")
-    path = write_questionnaire(args.models, args.data, args.out, names, args.task, args.split, args.n, args.seed)
+    path = write_questionnaire(args.models, args.data, args.out, names, args.mode, args.split, args.n, args.seed)
     print(f"wrote {path}: open it in a browser, pick one image per prompt, then export the tallies as JSON")
     return 0

@@ -12,7 +12,8 @@ def add_tokenize(sub) -> None:
     """encode a dataset once into token ids for stage 2"""
     tk = sub.add_parser("tokenize", help="encode a dataset once into token ids for stage 2")
     tk.add_argument("--model", type=Path, required=True, help="stage-1 (vqgan) run or bundle")
-    tk.add_argument("--sketch-model", type=Path, default=None, help="sketch-vq run or bundle")
+    tk.add_argument("--sketch-vq", "--sketch-model", dest="sketch_vq", type=Path, default=None,
+                    help="sketch tokenizer (sketch-vq) run or bundle")
     tk.add_argument("--data", type=Path, required=True)
     tk.add_argument("--out", type=Path, required=True)
     tk.add_argument("--splits", default=None, help="comma-separated; default: every split the dataset has")
@@ -118,7 +119,7 @@ def cmd_tokenize(args) -> int:
     from ..recipes.tokens import tokenize_dataset
     splits = [s for s in args.splits.split(",") if s] if args.splits else None
     with bar(None, "tokenize", "img", args.quiet) as pb:
-        info = tokenize_dataset(args.model, args.data, args.out, args.sketch_model, splits,
+        info = tokenize_dataset(args.model, args.data, args.out, args.sketch_vq, splits,
                                 maskclip=args.maskclip, segmenter=args.segmenter, progress=pb.update)
     sizes = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
     print(f"wrote {args.out}: {sizes} samples; {info['image_grid'] ** 2} image tokens"

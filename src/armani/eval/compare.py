@@ -16,7 +16,7 @@ from .generation import generate_for, load_prompts
 
 
 def write_questionnaire(models: list, data: str | os.PathLike, out: str | os.PathLike, names: list[str] | None = None,
-                        task: str = "text", split: str = "val", n: int = 20, seed: int = 0) -> Path:
+                        mode: str = "text", split: str = "val", n: int = 20, seed: int = 0) -> Path:
     from ..inference.pipeline import load
     names = names or [Path(m).name for m in models]
     if len(set(names)) != len(names):
@@ -26,14 +26,14 @@ def write_questionnaire(models: list, data: str | os.PathLike, out: str | os.Pat
     if any(g.image_size != size for g in gens):
         raise UserError("the models make images of different sizes")
     prompts = load_prompts(data, split, n, size)
-    images = [generate_for(g, prompts, task, 1, seed)[0] for g in gens]
+    images = [generate_for(g, prompts, mode, 1, seed)[0] for g in gens]
     rng = np.random.default_rng(seed)
     items = []
     for i, p in enumerate(prompts):
         order = rng.permutation(len(gens)).tolist()
-        items.append({"id": p.id, "caption": p.caption if "text" in task else f"(from {p.id})", "order": order,
+        items.append({"id": p.id, "caption": p.caption if "text" in mode else f"(from {p.id})", "order": order,
                       "images": [png_data_uri(images[m][i]) for m in order]})
-    doc = questionnaire_page(names, items, {"task": task, "split": split, "seed": seed, "models": [str(m) for m in models]})
+    doc = questionnaire_page(names, items, {"mode": mode, "split": split, "seed": seed, "models": [str(m) for m in models]})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(doc)

@@ -40,7 +40,6 @@ from ..inference.sampling import sample_tokens
 from ..report.html import samples_page
 from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
 
-TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
 METRICS = ("attribute_accuracy", "maskclip_score", "sample_variety", "fid", "kid", "is", "clipscore")
 
 
@@ -64,23 +63,13 @@ def load_prompts(data: str | os.PathLike, split: str, n: int | None, size: int) 
     return out
 
 
-def chest_band(size: int) -> tuple[int, int, int, int]:
-    return (0, size // 4, size, size // 2)
-
-
 @torch.no_grad()
-def generate_for(g, prompts: list[Prompt], task: str, samples: int = 1, seed: int = 0, batch: int = 32,
+def generate_for(g, prompts: list[Prompt], mode: str, samples: int = 1, seed: int = 0, batch: int = 32,
                  progress=None) -> tuple[np.ndarray, list]:
     """(len(prompts) * samples, S, S, 3) uint8, prompt-major; and the Conditions of each prompt.
     Prompts are sampled in batches; the result depends on the seed and the batch size."""
-    from ..inference.pipeline import decode_tokens, prepare
-    if task not in TASKS:
-        raise UserError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
-    s = g.image_size
-    conds = [prepare(g, p.caption if "text" in task else None,
-                     sketch_from=p.image if "sketch" in task else None,
-                     partial=p.image if "partial" in task else None,
-                     keep_box=chest_band(s) if "partial" in task else None) for p in prompts]
+    from ..inference.pipeline import decode_tokens, prepare_mode
+    conds = [prepare_mode(g, mode, p.caption, p.image) for p in prompts]
     gen = torch.Generator(device=g.device)
     gen.manual_seed(seed)
     rows = [c for c in conds for _ in range(samples)]
@@ -250,7 +239,7 @@ def load_scorers(judge=None, maskclip=None, segmenter=None, inception=None, clip
 
 def model_scorers(g) -> tuple[str | None, str | None]:
     """The MaskCLIP and segmenter a pipeline carries (its stage-1 fusion models), if any."""
-    st = g.image
+    st = g.image_tokenizer
     if g.path is not None and (g.path / "armani.json").is_file():
         meta = json.loads((g.path / "armani.json").read_text())["components"]
         mc, seg = meta.get("maskclip"), meta.get("segmenter")
@@ -260,7 +249,7 @@ def model_scorers(g) -> tuple[str | None, str | None]:
     return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
 
 
-def evaluate_generation(model, data: str | os.PathLike, task: str = "text", split: str = "val", n: int | None = 100,
+def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", split: str = "val", n: int | None = 100,
                         samples: int = 1, seed: int = 0, judge=None, maskclip=None, segmenter=None, inception=None,
                         clip=None, scorers: tuple[dict, dict] | None = None, html_path=None, progress=None,
                         device=None) -> dict:
@@ -272,13 +261,13 @@ def evaluate_generation(model, data: str | os.PathLike, task: str = "text", spli
         own_mc, own_seg = model_scorers(g)
         scorers = load_scorers(judge, maskclip or own_mc, segmenter or own_seg, inception, clip, data, device)
     sc, why = scorers
-    images, conds = generate_for(g, prompts, task, samples, seed, progress=progress)
+    images, conds = generate_for(g, prompts, mode, samples, seed, progress=progress)
     holdout = holdout_parts(data) if split == "test_holdout" else None
     kw = dict(judge=sc.get("judge"), judge_report=sc.get("judge_report"), maskclip=sc.get("maskclip"),
               inception=sc.get("inception"), clip=sc.get("clip"), seed=seed, holdout=holdout, reasons=why)
     res = score_images(images, prompts, samples, **kw)
     real = score_images(np.stack([p.image for p in prompts]), prompts, 1, **{**kw, "inception": None, "clip": None})
-    out = {"task": task, "split": split, "prompts": len(prompts), "samples_per_prompt": samples, "seed": seed,
+    out = {"mode": mode, "split": split, "prompts": len(prompts), "samples_per_prompt": samples, "seed": seed,
            "model": str(g.path) if g.path else None, "sampling": g.sampling.__dict__,
            **{k: res.get(k) for k in METRICS}, **{k: v for k, v in res.items() if k not in METRICS},
            "real_images": {k: real.get(k) for k in ("attribute_accuracy", "maskclip_score", "holdout_part_accuracy",

@@ -135,6 +135,27 @@ def pipeline_dir(path: str | os.PathLike) -> Path | None:
     return None
 
 
+PIPELINE_FORMAT = "armani-pipeline/1"
+# Component names of files written before the sketch tokenizer was called by its role.
+LEGACY_COMPONENTS = {"sketch": "sketch-vq"}
+
+
+def read_pipeline_meta(pipe: Path) -> dict:
+    """A pipeline folder's `armani.json`, checked, its components under their current names."""
+    try:
+        meta = json.loads((pipe / PIPELINE_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{pipe / PIPELINE_FILE}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
+        raise UserError(f"{pipe}: not an armani pipeline (format "
+                        f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    if not isinstance(meta.get("components"), dict) or "vqgan" not in meta["components"] \
+            or not isinstance(meta.get("max_text_len"), int):
+        raise UserError(f"{pipe / PIPELINE_FILE}: needs 'components' (with a vqgan) and 'max_text_len'")
+    meta["components"] = {LEGACY_COMPONENTS.get(k, k): v for k, v in meta["components"].items()}
+    return meta
+
+
 def component_dir(pipe: Path, name: str) -> Path:
     """A pipeline component's folder; `armani.json` may only name folders inside the pipeline."""
     if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
@@ -151,8 +172,7 @@ def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
     p = Path(path)
     pipe = pipeline_dir(p) if kind is not None else None
     if pipe is not None:
-        parts = json.loads((pipe / PIPELINE_FILE).read_text()).get("components", {})
-        name = parts.get(KIND_COMPONENT.get(kind, kind))
+        name = read_pipeline_meta(pipe)["components"].get(KIND_COMPONENT.get(kind, kind))
         if not name:
             raise MissingInput(f"the pipeline at {pipe} has no {kind} model")
         return component_dir(pipe, name)

@@ -3,7 +3,8 @@
 All arrays are `.npy`, read with allow_pickle=False:
 
     tokens.json                  format, grids, codebook sizes, splits and their sizes, the
-                                 bundles used (path + sha256), the caption tokenizer file
+                                 bundles used ("vqgan", "sketch-vq": path + sha256), the
+                                 caption tokenizer file
     tokenizer.json               the caption tokenizer (the stage-1 bundle's = MaskCLIP's)
     {split}.image.npy            (N, h*w) uint16  stage-1 codes, row-major over the latent grid
     {split}.sketch.npy           (N, hs*ws) uint16 sketch codes (when a sketch tokenizer was given)
@@ -25,6 +26,7 @@ import numpy as np
 from ..errors import MissingInput, UserError
 
 TOKENS_FORMAT = "armani-tokens/1"
+LEGACY_KEYS = {"image_model": "vqgan", "sketch_model": "sketch-vq"}
 
 
 def read_token_info(root: str | os.PathLike) -> dict:
@@ -35,6 +37,9 @@ def read_token_info(root: str | os.PathLike) -> dict:
     info = json.loads(p.read_text())
     if info.get("format") != TOKENS_FORMAT:
         raise UserError(f"{root}: unknown token format {info.get('format')!r}")
+    for old, new in LEGACY_KEYS.items():  # folders written before the models' keys were their roles
+        if old in info:
+            info.setdefault(new, info.pop(old))
     return info
 
 

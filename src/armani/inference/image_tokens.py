@@ -7,7 +7,6 @@ least half of its pixels are kept (see `keep_cells`).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,11 @@ from torch import nn
 from ..data.tokenizer import CaptionTokenizer
 from ..errors import UserError
 from ..formats.bundle import (
-    PIPELINE_FILE,
     WEIGHTS,
     component_dir,
     load_bundle,
     pipeline_dir,
+    read_pipeline_meta,
     resolve_bundle,
     sha256_file,
 )
@@ -91,19 +90,12 @@ class ImageTokenizer:
 
 
 def load_image_tokenizer(path: str | os.PathLike, maskclip: str | os.PathLike | None = None,
-                segmenter: str | os.PathLike | None = None, device="cpu") -> ImageTokenizer:
+                         segmenter: str | os.PathLike | None = None, device="cpu") -> ImageTokenizer:
     """A stage-1 (or sketch) bundle with the MaskCLIP and segmenter it was trained with (the
-    paths its config records, unless others are given)."""
+    paths its config records, unless others are given); or a pipeline folder's stage 1."""
     pipe = pipeline_dir(path)
-    if pipe is not None:  # a pipeline or quickstart folder: its image tokenizer and the models beside it
-        meta = json.loads((pipe / PIPELINE_FILE).read_text())
-        parts = meta["components"]
-        get = lambda name, kind: (load_bundle(component_dir(pipe, parts[name]), kind, device).model  # noqa: E731
-                                  if parts.get(name) else None)
-        clip = load_bundle(maskclip, "maskclip", device).model if maskclip else get("maskclip", "maskclip")
-        seg = load_bundle(segmenter, "segmenter", device).model if segmenter else get("segmenter", "segmenter")
-        return ImageTokenizer(get("vqgan", "vqgan"), clip, seg, CaptionTokenizer.from_file(pipe / "tokenizer.json"),
-                      int(meta["max_text_len"]), pipe / parts["vqgan"])
+    if pipe is not None:
+        return pipeline_tokenizers(pipe, device, maskclip, segmenter)[0]
     b = load_bundle(path, "vqgan", device)
     parents = b.meta.get("parents", {})
     clip = seg = tok = None
@@ -143,3 +135,22 @@ def partial_tokens(image_tokens: torch.Tensor, kept: torch.Tensor, empty_id: int
     """Section 3.4's partial-image condition: the image codes (B, N) where `kept` (B, N) is
     true and `empty_id` (a token outside the codebook, chosen by stage 2) elsewhere."""
     return torch.where(kept, image_tokens, torch.full_like(image_tokens, empty_id))
+
+
+def pipeline_tokenizers(pipe: Path, device="cpu", maskclip=None, segmenter=None
+                        ) -> tuple[ImageTokenizer, ImageTokenizer | None, dict]:
+    """A pipeline folder's image tokenizer (with its MaskCLIP and segmenter, unless others are
+    given), its sketch tokenizer (or None) and its `armani.json`."""
+    meta = read_pipeline_meta(pipe)
+    parts = meta["components"]
+
+    def get(name: str, kind: str):
+        return load_bundle(component_dir(pipe, parts[name]), kind, device).model if parts.get(name) else None
+    clip = load_bundle(maskclip, "maskclip", device).model if maskclip else get("maskclip", "maskclip")
+    seg = load_bundle(segmenter, "segmenter", device).model if segmenter else get("segmenter", "segmenter")
+    max_len = int(meta["max_text_len"])
+    image = ImageTokenizer(get("vqgan", "vqgan"), clip, seg, CaptionTokenizer.from_file(pipe / "tokenizer.json"),
+                           max_len, pipe / parts["vqgan"])
+    sk = get("sketch-vq", "vqgan")
+    sketch = ImageTokenizer(sk, None, None, None, max_len, pipe / parts["sketch-vq"]) if sk is not None else None
+    return image, sketch, meta

@@ -34,7 +34,9 @@ from ..data.transforms import letterbox
 from ..data.transforms import sketch as canny
 from ..errors import MissingInput, UserError
 from ..formats.bundle import (
+    LEGACY_COMPONENTS,
     PIPELINE_FILE,
+    PIPELINE_FORMAT,
     WEIGHTS,
     atomic_dir,
     bundle_meta,
@@ -47,12 +49,14 @@ from ..formats.bundle import (
 )
 from ..formats.images import BadFile, read_image_strict
 from ..models.transformer import CrossModalTransformer
-from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer
+from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer, pipeline_tokenizers
 from .sampling import SamplingConfig, sample_tokens
 
-PIPELINE_FORMAT = "armani-pipeline/1"
-# A pipeline folder's components and the bundle kind of each.
-COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch": "vqgan", "maskclip": "maskclip",
+# The generation modes of the paper: which conditions a sample is drawn from.
+MODES = ("text", "text+sketch", "text+partial", "sketch", "partial")
+# A pipeline folder's components and the bundle kind of each. The sketch tokenizer is a VQ
+# autoencoder like stage 1 (bundle kind "vqgan") in the role "sketch-vq".
+COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch-vq": "vqgan", "maskclip": "maskclip",
               "segmenter": "segmenter"}
 # Sampling defaults when a pipeline records none (tuned on the shipped SynthFashion model).
 DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100, top_p=None, guidance=3.0)
@@ -74,8 +78,8 @@ class GenerationError(UserError):
 @dataclass
 class Generator:
     transformer: CrossModalTransformer
-    image: ImageTokenizer
-    sketch: ImageTokenizer | None
+    image_tokenizer: ImageTokenizer            # stage 1 (component "vqgan")
+    sketch_tokenizer: ImageTokenizer | None    # the sketch tokenizer (component "sketch-vq")
     tokenizer: CaptionTokenizer
     sampling: SamplingConfig = field(default_factory=lambda: DEFAULT_SAMPLING)
     path: Path | None = None
@@ -83,7 +87,7 @@ class Generator:
 
     @property
     def image_size(self) -> int:
-        return int(self.image.vq.cfg.image_size)
+        return int(self.image_tokenizer.vq.cfg.image_size)
 
     @property
     def device(self) -> torch.device:
@@ -113,35 +117,18 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device = "cp
     parents = b.meta.get("parents", {})
     if "vqgan" not in parents:
         raise UserError(f"{b.path} records no stage-1 model")
+    parents = {LEGACY_COMPONENTS.get(k, k): v for k, v in parents.items()}
     image = load_image_tokenizer(parents["vqgan"]["path"], device=device)
-    sketch = load_image_tokenizer(parents["sketch"]["path"], device=device) if "sketch" in parents else None
+    sketch = load_image_tokenizer(parents["sketch-vq"]["path"], device=device) if "sketch-vq" in parents else None
     tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
     return Generator(b.model, image, sketch, tok, DEFAULT_SAMPLING, b.path, {"source": str(b.path)})
 
 
 def _load_pipeline(path: Path, device) -> Generator:
-    try:
-        meta = json.loads((path / PIPELINE_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path / PIPELINE_FILE}: invalid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
-        raise UserError(f"{path}: not an armani pipeline (format "
-                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-    if not isinstance(meta.get("components"), dict) or "vqgan" not in meta["components"] \
-            or not isinstance(meta.get("max_text_len"), int):
-        raise UserError(f"{path / PIPELINE_FILE}: needs 'components' (with a vqgan) and 'max_text_len'")
-    parts = meta["components"]
-    def get(name: str):
-        if not parts.get(name):
-            return None
-        return load_bundle(component_dir(path, parts[name]), COMPONENTS[name], device).model
-
-    tok, max_len = CaptionTokenizer.from_file(path / "tokenizer.json"), int(meta["max_text_len"])
-    image = ImageTokenizer(get("vqgan"), get("maskclip"), get("segmenter"), tok, max_len, path / parts["vqgan"])
-    sk = get("sketch")
-    sketch = ImageTokenizer(sk, None, None, None, max_len, path / parts["sketch"]) if sk is not None else None
+    image, sketch, meta = pipeline_tokenizers(path, device)
+    transformer = load_bundle(component_dir(path, meta["components"]["transformer"]), "transformer", device).model
     sampling = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **meta.get("sampling", {})})
-    return Generator(get("transformer"), image, sketch, tok, sampling, path, meta)
+    return Generator(transformer, image, sketch, image.tokenizer, sampling, path, meta)
 
 
 def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
@@ -154,7 +141,7 @@ def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
         out = {}
         for name, sub in g.info.get("components", {}).items():
             c = json.loads((pipe / sub / "config.json").read_text())
-            out[name] = {k: c[k] for k in ("trained_steps", "last_training") if k in c}
+            out[LEGACY_COMPONENTS.get(name, name)] = {k: c[k] for k in ("trained_steps", "last_training") if k in c}
         return out, g.info.get("trained_on")
     dirs: dict[str, Path] = {"transformer": resolve_bundle(model)}
     metas = {"transformer": json.loads((dirs["transformer"] / "config.json").read_text())}
@@ -168,7 +155,8 @@ def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
             dirs[as_name or name] = d
             metas[as_name or name] = json.loads((d / "config.json").read_text())
     follow("transformer", "vqgan")
-    follow("transformer", "sketch")
+    follow("transformer", "sketch-vq")
+    follow("transformer", "sketch", "sketch-vq")
     follow("vqgan", "maskclip")
     follow("vqgan", "segmenter")
     out = {}
@@ -187,8 +175,9 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
     (component -> figure -> value) goes into the card. No file names a path of this machine."""
     from ..report.modelcard import model_card
     g = load(model)
-    mods = {"transformer": g.transformer, "vqgan": g.image.vq, "sketch": g.sketch.vq if g.sketch else None,
-            "maskclip": g.image.maskclip, "segmenter": g.image.segmenter}
+    st, sk = g.image_tokenizer, g.sketch_tokenizer
+    mods = {"transformer": g.transformer, "vqgan": st.vq, "sketch-vq": sk.vq if sk else None,
+            "maskclip": st.maskclip, "segmenter": st.segmenter}
     mods = {k: m for k, m in mods.items() if m is not None}
     trained, data = _component_provenance(model, g)
     with atomic_dir(out) as tmp:
@@ -204,7 +193,7 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
         keep = {k: g.info[k] for k in ("name", "trained_by", "note", "measured") if k in g.info} \
             if pipeline_dir(model) is not None else {}
         meta = {"format": PIPELINE_FORMAT, "name": Path(out).name, "components": {k: k for k in mods},
-                "image_size": g.image_size, "max_text_len": g.image.max_text_len,
+                "image_size": g.image_size, "max_text_len": g.image_tokenizer.max_text_len,
                 "sampling": {**asdict(g.sampling), **(sampling or {})},
                 "weights_dtype": "float16" if half else "float32",
                 "transformer_sha256": sha256_file(tmp / "transformer" / WEIGHTS),
@@ -310,26 +299,26 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
     edges = sketch_map(g, sketch, sketch_from)
     sk_tok = torch.full((1, c.sketch_len), c.sketch_empty, dtype=torch.long)
     if edges is not None:
-        if g.sketch is None or c.sketch_len == 0:
+        if g.sketch_tokenizer is None or c.sketch_len == 0:
             raise GenerationError("this model was trained without sketches")
         x = torch.from_numpy(edges > 0).float()[None, None].to(dev) * 2 - 1
-        sk_tok = g.sketch.encode(x).flatten(1).cpu()
+        sk_tok = g.sketch_tokenizer.encode(x).flatten(1).cpu()
     part_tok = torch.full((1, c.image_len), c.image_empty, dtype=torch.long)
     shown = None
     if partial is not None:
         img = _image(partial, "partial image")
         keep = keep_map(g, img, keep_box, keep_mask)
         small = letterbox(img, s)
-        grid = g.image.vq.cfg.grid
+        grid = g.image_tokenizer.vq.cfg.grid
         cells = keep_cells(torch.from_numpy(keep)[None].float(), grid)
         if not bool(cells.any()):
             raise GenerationError(f"the kept region covers no token cell (a cell is {s // grid} px here and "
                                   "counts when at least half of it is kept): keep a larger area")
         x = to_unit(small)[None].to(dev)
-        if text and g.image.vq.cfg.fusion == "maskclip" and g.image.maskclip is not None:
-            codes = g.image.encode(x, ids.to(dev), lengths.to(dev))
+        if text and g.image_tokenizer.vq.cfg.fusion == "maskclip" and g.image_tokenizer.maskclip is not None:
+            codes = g.image_tokenizer.encode(x, ids.to(dev), lengths.to(dev))
         else:  # no caption to fuse: the encoder's own features
-            codes = g.image.vq.encode(x)[1]
+            codes = g.image_tokenizer.vq.encode(x)[1]
         part_tok = torch.where(cells, codes.flatten(1).cpu(), torch.full_like(part_tok, c.image_empty))
         cell_px = torch.repeat_interleave(torch.repeat_interleave(cells.view(grid, grid), s // grid, 0), s // grid, 1)
         shown = np.where(cell_px.numpy()[..., None], small, 255).astype(np.uint8)
@@ -337,6 +326,23 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
 
 
 @torch.no_grad()
+def chest_band(size: int) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) of a band across the chest: a quarter of a size x size image, as
+    the partial images of training keep about a quarter of the token grid."""
+    return (0, size // 4, size, size // 2)
+
+
+def prepare_mode(g: Generator, mode: str, caption: str | None = None, photo: np.ndarray | None = None) -> Conditions:
+    """The conditions of generation mode `mode` (see MODES) for a garment photo and its caption:
+    the caption (text modes), the photo's edges (sketch modes), the photo with the chest band
+    kept (partial modes)."""
+    if mode not in MODES:
+        raise GenerationError(f"unknown generation mode {mode!r}; modes: {', '.join(MODES)}")
+    partial = "partial" in mode
+    return prepare(g, caption if "text" in mode else None, sketch_from=photo if "sketch" in mode else None,
+                   partial=photo if partial else None, keep_box=chest_band(g.image_size) if partial else None)
+
+
 def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
                   sampling: SamplingConfig | None = None) -> np.ndarray:
     if n < 1:
@@ -357,8 +363,8 @@ def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None =
 @torch.no_grad()
 def decode_tokens(g: Generator, tokens: torch.Tensor) -> np.ndarray:
     """Image token ids (B, image_len) -> (B, H, W, 3) uint8 RGB through the stage-1 decoder."""
-    grid = g.image.vq.cfg.grid
-    images = g.image.decode(tokens.view(tokens.shape[0], grid, grid))
+    grid = g.image_tokenizer.vq.cfg.grid
+    images = g.image_tokenizer.decode(tokens.view(tokens.shape[0], grid, grid))
     return ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 

@@ -20,7 +20,7 @@ gradient share; per Transformer
 with and without the caption.
 
 Each variant is scored by `eval.generation` with the same prompts, seeds, judge and scoring
-networks for the text, text+sketch and text+partial tasks on `val`, and for the text task on
+networks for the text, text+sketch and text+partial modes on `val`, and for the text mode on
 the compositional hold-out (`test_holdout`): there the held-out part's accuracy. Results go to
 `results.json` and `table.md`. Stages are recorded in `summary.json` as they finish, so a
 re-run resumes; `--fresh` starts over. A re-run with other evaluation settings (`--prompts`,
@@ -57,7 +57,7 @@ VARIANTS = {
     "maskclip_text": ("w/ MaskCLIP's text encoder (the paper's Transformer-based encoder)", "fusion", True,
                       "maskclip"),
 }
-EVAL_TASKS = ("text", "text+sketch", "text+partial")
+EVAL_MODES = ("text", "text+sketch", "text+partial")
 
 PRESETS: dict[str, dict] = {
     # The quickstart's budgets, Transformers cut to 500 steps (61 minutes of stages on 2 CPU cores with
@@ -200,9 +200,9 @@ class _Experiment:
                                              self.cfg.inception, self.cfg.clip, self.data)
         g = load(self.runs / f"transformer-{variant}", default_device())
         res = {}
-        for task, split in [(t, "val") for t in EVAL_TASKS] + [("text", "test_holdout")]:
-            key = task if split == "val" else "holdout"
-            res[key] = evaluate_generation(g, self.data, task, split, self.n_prompts, self.preset["samples"],
+        for mode, split in [(m, "val") for m in EVAL_MODES] + [("text", "test_holdout")]:
+            key = mode if split == "val" else "holdout"
+            res[key] = evaluate_generation(g, self.data, mode, split, self.n_prompts, self.preset["samples"],
                                            self.cfg.seed, scorers=self.scorers["s"],
                                            html_path=self.out / "samples" / f"{variant}_{key.replace('+', '_')}.html")
         self.results[variant] = res
@@ -230,21 +230,21 @@ def _fmt(v, ci=None, pct=False) -> str:
 
 
 def table(summary: dict, prompts: int, samples: int) -> str:
-    """Markdown: one row per variant; per task attribute accuracy (%), MaskCLIP score, FID,
+    """Markdown: one row per variant; per generation mode attribute accuracy (%), MaskCLIP score, FID,
     KID (x1000), IS, CLIPScore; the hold-out part's accuracy. 95% bootstrap intervals over prompts."""
     res = summary["results"]
-    lines = [f"Prompts: {prompts} per task (`val`; hold-out: `test_holdout`), {samples} sample(s) each, seed "
+    lines = [f"Prompts: {prompts} per mode (`val`; hold-out: `test_holdout`), {samples} sample(s) each, seed "
              f"{summary['settings']['seed']}. Brackets: 95% bootstrap intervals over prompts (1,000 resamples). "
              "attr: attribute accuracy (%) by the judge; MaskCLIP: the project's MaskCLIP score (not CLIPScore); "
              "n/a: unavailable; a metric unavailable for every model has no column (reasons below).", ""]
     head = ["model"]
-    for t in EVAL_TASKS:
+    for t in EVAL_MODES:
         head += [f"{t} attr", f"{t} MaskCLIP", f"{t} FID", f"{t} KID x1e3", f"{t} IS", f"{t} CLIPScore"]
     head += ["hold-out part (%)"]
 
     def row(name: str, get) -> list[str]:
         cells = [name]
-        for t in EVAL_TASKS:
+        for t in EVAL_MODES:
             r = get(t) or {}
             ci = r.get("ci95", {})
             kidv = r.get("kid")

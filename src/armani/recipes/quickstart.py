@@ -31,10 +31,9 @@ from ..report.preview import contact_sheet
 from .profiles import PROFILES, write_stage_config
 from .stages import StageRunner
 
-# Prompts of the text task: SynthFashion's vocabulary, one garment category and colour each.
+# Prompts of the text mode: SynthFashion's vocabulary, one garment category and colour each.
 PROMPTS = ("a red T-shirt with a white logo", "a blue dress", "a black jacket with a zipper",
            "a yellow skirt", "green trousers with two pockets", "a white shirt with black buttons")
-TASKS = ("text", "text+sketch", "text+partial", "sketch", "partial")
 # Per-stage entries of summary.json that describe the training run, not the model.
 _TRAINING_FACTS = ("steps", "planned_steps", "stopped_by", "train_seconds", "last_loss")
 
@@ -168,32 +167,28 @@ class _Quickstart:
 
 
 def generate_report_grids(out: Path, data: Path, n: int, seed: int, quiet: bool = False) -> dict:
-    """Samples for the five tasks of the paper, one sheet per task: prompts from PROMPTS (text)
+    """Samples for the five generation modes of the paper, one sheet per mode: prompts from PROMPTS (text)
     or the captions of validation images whose sketch or a band across the chest (a quarter of
     the image) is the condition."""
     from ..formats.images import read_image
-    from ..inference.pipeline import generate_from, load, prepare
+    from ..inference.pipeline import MODES, generate_from, load, prepare_mode
     from ..report.sheet import Row, render, save_png
     g = load(out / "model")
     val = Index(data, "val")
     picks = [val[i] for i in range(min(4, len(val)))]
-    s = g.image_size
-    box = (0, s // 4, s, s // 2)  # a band across the chest: a quarter of the image, as in training
     sheets = {}
-    with bar(len(TASKS), "generate", "task", quiet) as pb:
-        for t, task in enumerate(TASKS):
+    with bar(len(MODES), "generate", "mode", quiet) as pb:
+        for t, mode in enumerate(MODES):
             rows = []
-            items = [(p, None) for p in PROMPTS] if task == "text" else [(None, r) for r in picks]
+            items = [(p, None) for p in PROMPTS] if mode == "text" else [(None, r) for r in picks]
             for i, (prompt, rec) in enumerate(items):
                 photo = read_image(data / rec["image"]) if rec else None
-                caption = prompt or (rec["captions"][1 if len(rec["captions"]) > 1 else 0] if "text" in task else None)
-                cond = prepare(g, caption, sketch_from=photo if "sketch" in task else None,
-                               partial=photo if "partial" in task else None,
-                               keep_box=box if "partial" in task else None)
+                caption = prompt or rec["captions"][1 if len(rec["captions"]) > 1 else 0]
+                cond = prepare_mode(g, mode, caption, photo)
                 imgs = generate_from(g, cond, n, seed * 1000 + t * 100 + i)
                 rows.append(Row(rec["id"] if rec else "", cond.text, cond.sketch, cond.partial, imgs))
-            name = f"generate_{task.replace('+', '_')}.png"
+            name = f"generate_{mode.replace('+', '_')}.png"
             save_png(render(rows), out / name)
-            sheets[task] = name
+            sheets[mode] = name
             pb.update(1)
     return {"sheets": sheets, "samples_per_row": n, "sampling": g.info.get("sampling")}

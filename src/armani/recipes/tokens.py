@@ -18,13 +18,13 @@ from ..inference.image_tokens import load_image_tokenizer
 
 
 def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
-                     sketch_model: str | os.PathLike | None = None, splits: list[str] | None = None,
+                     sketch_vq: str | os.PathLike | None = None, splits: list[str] | None = None,
                      batch_size: int = 64, maskclip=None, segmenter=None, progress=None) -> dict:
     """Write a token folder (see the module docstring); returns its tokens.json content."""
     data, out = Path(data), Path(out)
     meta = read_meta(data)
     st = load_image_tokenizer(model, maskclip, segmenter)
-    sk = load_image_tokenizer(sketch_model) if sketch_model else None
+    sk = load_image_tokenizer(sketch_vq) if sketch_vq else None
     tok = st.tokenizer
     if tok is None:
         if not meta.get("tokenizer"):
@@ -39,8 +39,8 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             "image_grid": st.vq.cfg.grid, "image_codes": st.vq.cfg.num_codes,
             "sketch_grid": sk.vq.cfg.grid if sk else None, "sketch_codes": sk.vq.cfg.num_codes if sk else None,
             "max_text_len": st.max_text_len, "vocab_size": tok.vocab_size, "tokenizer": "tokenizer.json",
-            "image_model": {"path": str(st.path), "sha256": sha256_file(st.path / WEIGHTS)},
-            "sketch_model": {"path": str(sk.path), "sha256": sha256_file(sk.path / WEIGHTS)} if sk else None,
+            "vqgan": {"path": str(st.path), "sha256": sha256_file(st.path / WEIGHTS)},
+            "sketch-vq": {"path": str(sk.path), "sha256": sha256_file(sk.path / WEIGHTS)} if sk else None,
             "fusion_caption": "first", "splits": {}}
     with atomic_dir(out) as tmp:
         for split in splits:

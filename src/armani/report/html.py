@@ -57,7 +57,7 @@ def samples_page(path, result: dict, prompts: list, conds, images: np.ndarray, s
                       f"<td>{esc(json.dumps(result.get('ci95', {}).get(k)))}</td>"
                       f"<td>{esc(result.get('unavailable', {}).get(k, ''))}</td></tr>" for k in metrics)
     css = "td{padding:2px 6px;vertical-align:middle}td.c{max-width:28em}img{width:96px}"
-    body = f"""<h1>armani eval generate: {esc(result['task'])} on {esc(result['split'])}</h1>
+    body = f"""<h1>armani eval generate: {esc(result['mode'])} on {esc(result['split'])}</h1>
 <p>{result['prompts']} prompts x {result['samples_per_prompt']} samples, seed {result['seed']}; model
 {esc(str(result.get('model')))}.</p>
 <table><tr><th>metric</th><th>value</th><th>95% CI (prompts)</th><th>unavailable because</th></tr>{table}</table>
@@ -119,8 +119,8 @@ def quickstart_page(out: Path, summary: dict) -> Path:
                      ("Sketch tokenizer: originals above reconstructions", "recon_sketch.png")]:
         if (out / f).is_file():
             imgs.append(f"<h3>{esc(title)}</h3><img src='{f}'>")
-    for task, f in summary.get("generation", {}).get("sheets", {}).items():
-        imgs.append(f"<h3>Generation: {esc(task)}</h3><img src='{esc(f)}'>")
+    for mode, f in summary.get("generation", {}).get("sheets", {}).items():
+        imgs.append(f"<h3>Generation: {esc(mode)}</h3><img src='{esc(f)}'>")
     capped = summary.get("capped") or {}
     warn = "".join(f"<p class='warn'>Warning: {esc(k)} {esc(v)}.</p>" for k, v in capped.items())
     colours = _colour_table(summary.get("colours"), summary.get("recon_colours"))

@@ -179,6 +179,24 @@ class FitResult:
     model_dir: Path
 
 
+@dataclass
+class _Position:
+    """Where a run is: optimizer steps, epoch and micro-batches into it, time, what is logged."""
+
+    step: int = 0
+    epoch: int = 0
+    micro: int = 0
+    elapsed: float = 0.0
+    t0: float = 0.0
+    last_saved: int = 0
+    stopped_by: str = "max_steps"
+    last_loss: float | None = None
+    sums: dict = field(default_factory=dict)
+    hits: dict = field(default_factory=dict)   # micro-steps that reported each term (some run every N steps)
+    seen: int = 0
+    t_log: float = 0.0
+
+
 TRACKERS = {"none": None, "tensorboard": ("tensorboard", "dashboards"), "wandb": ("wandb", "wandb")}
 
 
@@ -345,21 +363,7 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------
     def fit(self) -> FitResult:
         cfg, acc = self.cfg, self.acc
-        torch.manual_seed(cfg.seed)
-        model = self.task.build_model()
-        if self.task.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
-        torch.manual_seed(cfg.seed + 7919 * self.rank)
-        step = epoch = micro = 0
-        elapsed = 0.0
-        if self.resume_from is not None:
-            step, epoch, micro, elapsed = self._load(model, opt)
-            log.info("resumed from %s (step %d)", self.resume_from, step)
-        model, opt = acc.prepare(model, opt)
-        if cfg.report_to != "none":
-            resolved = json.loads((self.run / "config.json").read_text())
-            acc.init_trackers(self.run.name or self.task.kind, config=_flat_scalars(resolved))
+        model, opt, at = self._start()
         ds = self.task.train_dataset()
         if hasattr(ds, "max_bad_fraction"):
             ds.max_bad_fraction = cfg.max_bad_fraction
@@ -367,106 +371,139 @@ class Trainer:
         per_epoch = (len(ds) // gb) // cfg.grad_accum * cfg.grad_accum
         if per_epoch == 0:
             raise UserError(f"the dataset has {len(ds)} samples, fewer than one global batch "
-                             f"({gb} x {cfg.grad_accum} accumulation steps)")
-        metrics = open(self.run / "metrics.jsonl", "a") if acc.is_main_process else None
-        t0 = time.perf_counter() - elapsed
-        last_saved, last_loss, stopped_by = step, None, "max_steps"
-        sums: dict[str, float] = {}
-        hits: dict[str, int] = {}  # micro-steps that reported each term (some run every N steps)
-        seen, t_log = 0, time.perf_counter()
+                            f"({gb} x {cfg.grad_accum} accumulation steps)")
+        self._metrics = open(self.run / "metrics.jsonl", "a") if acc.is_main_process else None
+        at.t0 = time.perf_counter() - at.elapsed
+        at.t_log = time.perf_counter()
         pbar = bar(cfg.max_steps, f"train {self.task.kind}", "step", self.quiet or not acc.is_main_process)
-        pbar.update(step)
+        pbar.update(at.step)
         model.train()
         try:
-            while step < cfg.max_steps and stopped_by == "max_steps":
+            while at.step < cfg.max_steps and at.stopped_by == "max_steps":
                 if hasattr(ds, "set_epoch"):
-                    ds.set_epoch(epoch)
-                sampler = GlobalBatchSampler(len(ds), cfg.batch_size, self.world, self.rank, cfg.seed, epoch,
-                                             micro, per_epoch)
-                # Its own generator: creating a loader must not draw from the global RNG, or a
-                # resumed run's random stream would drift from the uninterrupted one.
-                loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers,
-                                    generator=torch.Generator().manual_seed(cfg.seed + epoch))
-                pending = 0
-                for batch in loader:
-                    batch = {k: self._to_device(v) for k, v in batch.items()}
-                    sync = pending == cfg.grad_accum - 1
-                    ctx = acc.no_sync(model) if (not sync and self.world > 1) else nullcontext()
-                    self.task.step = step
-                    with ctx, acc.autocast():
-                        losses = self.task.compute_loss(model, batch)
-                    loss = losses["loss"]
-                    if not self._all(bool(torch.isfinite(loss.detach()).all())):
-                        good = checkpoints(self.run)
-                        raise TrainingDiverged(
-                            f"loss became {float(loss.detach()):.4g} at step {step}; stopped. Last good checkpoint: "
-                            f"{good[-1] if good else 'none'}. Try a lower learning rate or bf16 off.")
-                    with ctx:
-                        acc.backward(loss / cfg.grad_accum)
-                    micro += 1
-                    pending += 1
-                    seen += self.task.batch_items(batch) * self.world
-                    for k, v in losses.items():
-                        sums[k] = sums.get(k, 0.0) + float(v.detach())
-                        hits[k] = hits.get(k, 0) + 1
-                    if pending < cfg.grad_accum:
-                        continue
-                    pending = 0
-                    lr = lr_at(step, cfg)
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                    if cfg.grad_clip:
-                        acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    step += 1
-                    pbar.update(1)
-                    if step % cfg.log_every == 0 or step == cfg.max_steps:
-                        dt = time.perf_counter() - t_log
-                        row = {"step": step, "lr": lr, "items_per_s": round(seen / max(dt, 1e-9), 2),
-                               "elapsed_s": round(time.perf_counter() - t0, 2),
-                               **{k: v / hits[k] for k, v in sums.items()}}
-                        if getattr(ds, "bad", None):
-                            row["bad_samples"] = len(ds.bad)
-                        last_loss = row.get("loss")
-                        if metrics:
-                            metrics.write(json.dumps(row) + "\n")
-                            metrics.flush()
-                        if cfg.report_to != "none":
-                            acc.log({("train/" if k not in ("lr", "items_per_s", "elapsed_s") else "") + k: v
-                                     for k, v in row.items() if k != "step"}, step=step)
-                        pbar.set_postfix(loss=f"{row.get('loss', 0):.4f}", ips=f"{row['items_per_s']:.0f}")
-                        sums, hits, seen, t_log = {}, {}, 0, time.perf_counter()
-                    out_of_time = cfg.max_minutes is not None and (time.perf_counter() - t0) >= 60 * cfg.max_minutes
-                    if self.world > 1:
-                        out_of_time = not self._all(not out_of_time)
-                    if step % cfg.checkpoint_every == 0 and step < cfg.max_steps and not out_of_time:
-                        self._save(model, opt, step, epoch, micro, time.perf_counter() - t0)
-                        last_saved = step
-                    if out_of_time:
-                        stopped_by = "max_minutes"
-                        break
-                    if step >= cfg.max_steps:
-                        break
-                if micro >= per_epoch:
-                    epoch, micro = epoch + 1, 0
-            elapsed = time.perf_counter() - t0
-            if step != last_saved or not checkpoints(self.run):
-                self._save(model, opt, step, epoch, micro, elapsed)
-            if self.world > 1:  # every rank must end with the same weights; record the proof
-                sums = torch.stack([p.detach().double().sum() for p in unwrap(model).parameters()]).sum()
-                every = acc.gather(sums.reshape(1).to(acc.device)).cpu().tolist()
-                if acc.is_main_process:
-                    (self.run / "ranks.json").write_text(json.dumps({"param_checksums": every}) + "\n")
-            if acc.is_main_process:
-                save_bundle(self.run / "model", self._exported(model), self.task.kind, self.task.preprocessing,
-                            self.task.parents, extra={"trained_steps": step}, files=self.task.files)
-            acc.wait_for_everyone()
+                    ds.set_epoch(at.epoch)
+                self._epoch(model, opt, ds, per_epoch, at, pbar)
+                if at.micro >= per_epoch:
+                    at.epoch, at.micro = at.epoch + 1, 0
+            self._finish(model, opt, at)
         finally:
             pbar.close()
-            if metrics:
-                metrics.close()
+            if self._metrics:
+                self._metrics.close()
             if cfg.report_to != "none":
                 acc.end_training()
-        return FitResult(step, round(elapsed, 2), stopped_by, last_loss, self.run / "model")
+        return FitResult(at.step, round(at.elapsed, 2), at.stopped_by, at.last_loss, self.run / "model")
 
+    def _start(self) -> tuple[nn.Module, torch.optim.Optimizer, _Position]:
+        """The model and optimizer, fresh (seeded) or restored from the last checkpoint."""
+        cfg, acc = self.cfg, self.acc
+        torch.manual_seed(cfg.seed)
+        model = self.task.build_model()
+        if self.task.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas))
+        torch.manual_seed(cfg.seed + 7919 * self.rank)
+        at = _Position()
+        if self.resume_from is not None:
+            at.step, at.epoch, at.micro, at.elapsed = self._load(model, opt)
+            log.info("resumed from %s (step %d)", self.resume_from, at.step)
+        at.last_saved = at.step
+        model, opt = acc.prepare(model, opt)
+        if cfg.report_to != "none":
+            resolved = json.loads((self.run / "config.json").read_text())
+            acc.init_trackers(self.run.name or self.task.kind, config=_flat_scalars(resolved))
+        return model, opt, at
+
+    def _epoch(self, model, opt, ds, per_epoch: int, at: _Position, pbar) -> None:
+        """The rest of epoch `at.epoch`, or up to the step limit or the time cap."""
+        cfg = self.cfg
+        sampler = GlobalBatchSampler(len(ds), cfg.batch_size, self.world, self.rank, cfg.seed, at.epoch,
+                                     at.micro, per_epoch)
+        # Its own generator: creating a loader must not draw from the global RNG, or a
+        # resumed run's random stream would drift from the uninterrupted one.
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers,
+                            generator=torch.Generator().manual_seed(cfg.seed + at.epoch))
+        pending = 0
+        for batch in loader:
+            batch = {k: self._to_device(v) for k, v in batch.items()}
+            self._micro_step(model, batch, at, sync=pending == cfg.grad_accum - 1)
+            pending += 1
+            if pending < cfg.grad_accum:
+                continue
+            pending = 0
+            lr = lr_at(at.step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if cfg.grad_clip:
+                self.acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            at.step += 1
+            pbar.update(1)
+            if at.step % cfg.log_every == 0 or at.step == cfg.max_steps:
+                self._log_row(at, lr, ds, pbar)
+            out_of_time = cfg.max_minutes is not None and (time.perf_counter() - at.t0) >= 60 * cfg.max_minutes
+            if self.world > 1:
+                out_of_time = not self._all(not out_of_time)
+            if at.step % cfg.checkpoint_every == 0 and at.step < cfg.max_steps and not out_of_time:
+                self._save(model, opt, at.step, at.epoch, at.micro, time.perf_counter() - at.t0)
+                at.last_saved = at.step
+            if out_of_time:
+                at.stopped_by = "max_minutes"
+                return
+            if at.step >= cfg.max_steps:
+                return
+
+    def _micro_step(self, model, batch: dict, at: _Position, sync: bool) -> None:
+        """Loss and gradients of one micro-batch (DDP's all-reduce only when `sync`)."""
+        ctx = self.acc.no_sync(model) if (not sync and self.world > 1) else nullcontext()
+        self.task.step = at.step
+        with ctx, self.acc.autocast():
+            losses = self.task.compute_loss(model, batch)
+        loss = losses["loss"]
+        if not self._all(bool(torch.isfinite(loss.detach()).all())):
+            good = checkpoints(self.run)
+            raise TrainingDiverged(
+                f"loss became {float(loss.detach()):.4g} at step {at.step}; stopped. Last good checkpoint: "
+                f"{good[-1] if good else 'none'}. Try a lower learning rate or bf16 off.")
+        with ctx:
+            self.acc.backward(loss / self.cfg.grad_accum)
+        at.micro += 1
+        at.seen += self.task.batch_items(batch) * self.world
+        for k, v in losses.items():
+            at.sums[k] = at.sums.get(k, 0.0) + float(v.detach())
+            at.hits[k] = at.hits.get(k, 0) + 1
+
+    def _log_row(self, at: _Position, lr: float, ds, pbar) -> None:
+        """A metrics.jsonl line (and the dashboards): the means since the last line."""
+        dt = time.perf_counter() - at.t_log
+        row = {"step": at.step, "lr": lr, "items_per_s": round(at.seen / max(dt, 1e-9), 2),
+               "elapsed_s": round(time.perf_counter() - at.t0, 2),
+               **{k: v / at.hits[k] for k, v in at.sums.items()}}
+        if getattr(ds, "bad", None):
+            row["bad_samples"] = len(ds.bad)
+        at.last_loss = row.get("loss")
+        if self._metrics:
+            self._metrics.write(json.dumps(row) + "\n")
+            self._metrics.flush()
+        if self.cfg.report_to != "none":
+            self.acc.log({("train/" if k not in ("lr", "items_per_s", "elapsed_s") else "") + k: v
+                          for k, v in row.items() if k != "step"}, step=at.step)
+        pbar.set_postfix(loss=f"{row.get('loss', 0):.4f}", ips=f"{row['items_per_s']:.0f}")
+        at.sums, at.hits, at.seen, at.t_log = {}, {}, 0, time.perf_counter()
+
+    def _finish(self, model, opt, at: _Position) -> None:
+        """The last checkpoint, the ranks' agreement (several processes) and the model bundle."""
+        acc = self.acc
+        at.elapsed = time.perf_counter() - at.t0
+        if at.step != at.last_saved or not checkpoints(self.run):
+            self._save(model, opt, at.step, at.epoch, at.micro, at.elapsed)
+        if self.world > 1:  # every rank must end with the same weights; record the proof
+            sums = torch.stack([p.detach().double().sum() for p in unwrap(model).parameters()]).sum()
+            every = acc.gather(sums.reshape(1).to(acc.device)).cpu().tolist()
+            if acc.is_main_process:
+                (self.run / "ranks.json").write_text(json.dumps({"param_checksums": every}) + "\n")
+        if acc.is_main_process:
+            save_bundle(self.run / "model", self._exported(model), self.task.kind, self.task.preprocessing,
+                        self.task.parents, extra={"trained_steps": at.step}, files=self.task.files)
+        acc.wait_for_everyone()

@@ -163,9 +163,9 @@ def transformer_task(tokens: str | os.PathLike, config=None, *, maskclip=None, s
                         image_codes=int(info["image_codes"]), image_len=int(info["image_grid"]) ** 2,
                         sketch_codes=int(info["sketch_codes"] or 1),
                         sketch_len=int(info["sketch_grid"]) ** 2 if info.get("sketch_grid") else 0)
-    parents = {"vqgan": info["image_model"]["path"]}
-    if info.get("sketch_model"):
-        parents["sketch"] = info["sketch_model"]["path"]
+    parents = {"vqgan": info["vqgan"]["path"]}
+    if info.get("sketch-vq"):
+        parents["sketch-vq"] = info["sketch-vq"]["path"]
     for name, p in parents.items():
         try:
             resolve_bundle(p)
