@@ -40,16 +40,7 @@ class GarmentDataset(Dataset):
         self.root = Path(root)
         self.meta = read_meta(self.root)
         self.index = Index(self.root, split, where=(lambda r: bool(r.get("mask"))) if require_mask else None)
-        if tokenizer is None:
-            name = self.meta.get("tokenizer")
-            if not name or not isinstance(name, str):
-                raise DatasetError(f"{root} has no tokenizer; run `armani data tokenizer {root}` "
-                                   "or pass one")
-            try:
-                tokenizer = CaptionTokenizer.from_file(self.root / name)
-            except Exception as e:  # noqa: BLE001 - any unreadable tokenizer file
-                raise DatasetError(f"{self.root / name}: cannot load the tokenizer ({e})") from None
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer or dataset_tokenizer(self.root, self.meta)
         self.size, self.max_text_len = image_size, max_text_len
         self.augment, self.seed, self.epoch = augment, seed, 0
         if caption not in ("random", "first"):
@@ -115,6 +106,19 @@ class GarmentDataset(Dataset):
             "partial": to_unit(part),
             "keep": torch.from_numpy(keep).float()[None],
         }
+
+
+def dataset_tokenizer(root: str | os.PathLike, meta: dict | None = None) -> CaptionTokenizer:
+    """The caption tokenizer a dataset names in dataset.json (`"tokenizer"`), or a
+    DatasetError that says how to make one."""
+    meta = read_meta(root) if meta is None else meta
+    name = meta.get("tokenizer")
+    if not name or not isinstance(name, str):
+        raise DatasetError(f"{root} has no tokenizer; run `armani data tokenizer {root}` first")
+    try:
+        return CaptionTokenizer.from_file(Path(root) / name)
+    except Exception as e:  # noqa: BLE001 - any unreadable tokenizer file
+        raise DatasetError(f"{Path(root) / name}: cannot load the tokenizer ({e})") from None
 
 
 def to_unit(img: np.ndarray) -> torch.Tensor:

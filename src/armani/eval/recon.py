@@ -24,7 +24,6 @@ channels and the valid (unpadded) window positions, then over images.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +32,6 @@ from torch.utils.data import DataLoader
 
 from ..data.dataset import GarmentDataset
 from ..errors import UserError
-from ..formats.dataset import read_meta
 from ..formats.images import encode_png_rgb, write_bytes
 from ..inference.image_tokens import load_image_tokenizer
 from ..models.quantize import perplexity_of
@@ -75,12 +73,7 @@ def evaluate_recon(model_path: str | os.PathLike, data: str | os.PathLike, split
     st = load_image_tokenizer(model_path, maskclip, segmenter)
     cfg = st.vq.cfg
     sketch = st.vq.cfg.in_channels == 1
-    tok = st.tokenizer
-    meta = read_meta(data)
-    if tok is None and meta.get("tokenizer"):
-        from ..data.tokenizer import CaptionTokenizer
-        tok = CaptionTokenizer.from_file(Path(data) / meta["tokenizer"])
-    ds = GarmentDataset(data, split, image_size=cfg.image_size, tokenizer=tok, max_text_len=st.max_text_len,
+    ds = GarmentDataset(data, split, image_size=cfg.image_size, tokenizer=st.tokenizer, max_text_len=st.max_text_len,
                         augment=False, caption="first")
     if len(ds) == 0:
         raise UserError(f"{data}: split {split!r} is empty")

@@ -98,6 +98,13 @@ class TextEncoder(nn.Module):
         return F.normalize(x, dim=-1), words, F.normalize(eos, dim=-1)
 
 
+def best_text_index(mask_tokens: torch.Tensor, text_tokens: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
+    """Eq. 9's alignment: for each mask token (B, N, D), the index (B, N) of its most similar
+    valid text token (B, L, D), by dot product. Padding never wins."""
+    s = torch.einsum("bnd,bld->bnl", mask_tokens, text_tokens)
+    return s.masked_fill(~text_valid[:, None, :], float("-inf")).argmax(-1)
+
+
 class MaskCLIP(nn.Module):
     def __init__(self, cfg: MaskCLIPConfig):
         super().__init__()
@@ -121,9 +128,7 @@ class MaskCLIP(nn.Module):
         return self.text_encoder(ids, lengths)
 
     def align(self, mask_tokens: torch.Tensor, text_tokens: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
-        """Eq. 9: for each mask token, the index of its most similar valid text token (B, N)."""
-        s = torch.einsum("bnd,bld->bnl", mask_tokens, text_tokens)
-        return s.masked_fill(~text_valid[:, None, :], float("-inf")).argmax(-1)
+        return best_text_index(mask_tokens, text_tokens, text_valid)
 
     def forward(self, mask: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         m, mv, mp = self.encode_mask(mask)

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..errors import UserError
 from .layers import ResBlock, SelfAttention, group_norm
+from .maskclip import best_text_index
 from .quantize import VectorQuantizer
 
 
@@ -139,8 +140,7 @@ def aligned_text(mask_tokens: torch.Tensor, mask_valid: torch.Tensor, text_token
     Returns (B, N, D) text vectors and (B, N) bool: positions to fuse (a valid mask token and
     a caption with at least one valid word). Padding never wins the argmax.
     """
-    s = torch.einsum("bnd,bld->bnl", mask_tokens, text_tokens)
-    j = s.masked_fill(~text_valid[:, None, :], float("-inf")).argmax(-1)  # (B, N)
+    j = best_text_index(mask_tokens, text_tokens, text_valid)  # (B, N)
     picked = torch.gather(text_tokens, 1, j[..., None].expand(-1, -1, text_tokens.shape[-1]))
     fuse = mask_valid & text_valid.any(1, keepdim=True)
     return picked, fuse

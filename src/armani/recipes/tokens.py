@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import GarmentDataset
-from ..data.tokenizer import CaptionTokenizer
+from ..data.dataset import GarmentDataset, dataset_tokenizer
 from ..errors import UserError
 from ..formats.bundle import WEIGHTS, atomic_dir, sha256_file
 from ..formats.dataset import read_meta
@@ -25,11 +24,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
     meta = read_meta(data)
     st = load_image_tokenizer(model, maskclip, segmenter)
     sk = load_image_tokenizer(sketch_vq) if sketch_vq else None
-    tok = st.tokenizer
-    if tok is None:
-        if not meta.get("tokenizer"):
-            raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
-        tok = CaptionTokenizer.from_file(data / meta["tokenizer"])
+    tok = st.tokenizer or dataset_tokenizer(data, meta)
     size = st.vq.cfg.image_size
     if sk is not None and sk.vq.cfg.image_size != size:
         raise UserError(f"the sketch tokenizer works at {sk.vq.cfg.image_size} px, the image tokenizer at {size}")

@@ -7,14 +7,14 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..data.transforms import letterbox, partial, partial_box, sketch
 from ..errors import UserError
 from ..formats.dataset import Index, read_meta
 from ..formats.images import read_image, read_label_map, read_mask
 from ..labels import colorize
-from .sheet import label_font
+from .sheet import label_font, table, text_panel
 
 PANEL = 128
 TEXT_W = 360
@@ -55,15 +55,9 @@ def contact_sheet(root: str | os.PathLike, n: int = 16, split: str | None = None
     for i in range(min(n, len(index))):
         rec = index[i]
         panels, caption = sample_row(root, rec, seed=i)
-        text = Image.new("RGB", (TEXT_W, PANEL), "white")
-        draw = ImageDraw.Draw(text)
         lines = [f"{rec['id']} [{rec['split']}]"] + textwrap.wrap(caption, 56)[:6]
-        draw.multiline_text((6, 6), "\n".join(lines), fill="black", font=font, spacing=3)
-        rows.append(np.concatenate(panels + [np.asarray(text)], 1))
-    header = Image.new("RGB", (rows[0].shape[1], 20), "white")
-    ImageDraw.Draw(header).text((6, 3), "image | part mask | sketch (Canny) | partial (25%) | caption",
-                                fill="black", font=font)
-    sheet = np.concatenate([np.asarray(header)] + rows, 0)
+        rows.append(panels + [text_panel(lines, TEXT_W, font=font)])
+    sheet = table(rows, "image | part mask | sketch (Canny) | partial (25%) | caption", font)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(out)

@@ -1,4 +1,6 @@
-"""Contact sheets of generations: the conditions beside the results, one row per prompt."""
+"""Image sheets: one table renderer (`table`: rows of panels under a header line) for the
+contact sheets of generations (the conditions beside the results, one row per prompt) and of
+datasets (`armani data show`), and the grid of originals above their reconstructions."""
 from __future__ import annotations
 
 import math
@@ -40,22 +42,35 @@ def _panel(img: np.ndarray | None, label: str, font) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((PANEL, PANEL), Image.NEAREST))
 
 
+def text_panel(lines: list[str], width: int, height: int = PANEL, font=None) -> np.ndarray:
+    """A white (height, width, 3) panel with the lines of text at its top left."""
+    txt = Image.new("RGB", (width, height), "white")
+    ImageDraw.Draw(txt).multiline_text((6, 6), "\n".join(lines), fill="black", font=font or label_font(), spacing=3)
+    return np.asarray(txt)
+
+
+def table(rows: list[list[np.ndarray]], header: str, font=None) -> np.ndarray:
+    """One RGB image: a header line above rows of equal-height panels, side by side; rows
+    shorter than the widest are padded with white."""
+    font = font or label_font()
+    lines = [np.concatenate(r, 1) for r in rows]
+    width = max(x.shape[1] for x in lines)
+    lines = [np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in lines]
+    head = Image.new("RGB", (width, 20), "white")
+    ImageDraw.Draw(head).text((6, 3), header, fill="black", font=font)
+    return np.concatenate([np.asarray(head)] + lines, 0)
+
+
 def render(rows: list[Row]) -> np.ndarray:
     """-> one RGB image: prompt | sketch | partial | samples..."""
     font = label_font()
-    width = max(len(r.samples) for r in rows)
     out = []
     for r in rows:
-        txt = Image.new("RGB", (TEXT_W, PANEL), "white")
         lines = [r.title] + textwrap.wrap(r.text or "(no prompt)", 32)[:6]
-        ImageDraw.Draw(txt).multiline_text((6, 6), "\n".join(lines), fill="black", font=font, spacing=3)
-        panels = [np.asarray(txt), _panel(r.sketch, "no sketch", font), _panel(r.partial, "no partial", font)]
-        panels += [_panel(s, "", font) for s in r.samples]
-        panels += [np.full((PANEL, PANEL, 3), 255, np.uint8)] * (width - len(r.samples))
-        out.append(np.concatenate(panels, 1))
-    head = Image.new("RGB", (out[0].shape[1], 20), "white")
-    ImageDraw.Draw(head).text((6, 3), "prompt | sketch | partial (kept cells) | samples", fill="black", font=font)
-    return np.concatenate([np.asarray(head)] + out, 0)
+        panels = [text_panel(lines, TEXT_W, font=font), _panel(r.sketch, "no sketch", font),
+                  _panel(r.partial, "no partial", font)]
+        out.append(panels + [_panel(s, "", font) for s in r.samples])
+    return table(out, "prompt | sketch | partial (kept cells) | samples", font)
 
 
 def save_png(img: np.ndarray, path) -> None:

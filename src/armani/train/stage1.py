@@ -10,7 +10,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..config import TrainConfig, stage_configs, to_dict
-from ..data.dataset import GarmentDataset
+from ..data.dataset import GarmentDataset, dataset_tokenizer
 from ..data.tokenizer import CaptionTokenizer
 from ..errors import UserError
 from ..formats.bundle import load_bundle, resolve_bundle, unwrap
@@ -235,10 +235,7 @@ def sketch_task(data: str | os.PathLike, config=None, *, maskclip=None, segmente
                                                    train_overrides)
     model_cfg = replace(model_cfg, in_channels=1, fusion="none")
     loss_cfg = replace(loss_cfg, perceptual="none", lambda2=0.0)
-    meta = read_meta(data)
-    if not meta.get("tokenizer"):  # captions are not used, but the dataset reads them
-        raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
-    tok = CaptionTokenizer.from_file(Path(data) / meta["tokenizer"])
+    tok = dataset_tokenizer(data)  # captions are not used, but the dataset reads them
     task = VQGANTask(kind="vqgan", model_config=model_cfg, data=Path(data), train_cfg=train_cfg, loss_cfg=loss_cfg,
                      tokenizer=tok, sketch=True,
                      preprocessing={"image_size": model_cfg.image_size, "input": "sketch", "pixel_range": [-1, 1]})

@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig, stage_configs
-from ..data.dataset import IGNORE_INDEX, GarmentDataset
+from ..data.dataset import IGNORE_INDEX, GarmentDataset, dataset_tokenizer
 from ..data.tokenizer import CaptionTokenizer
-from ..errors import UserError
 from ..formats.bundle import load_bundle
 from ..formats.dataset import read_meta
 from ..models.fusion import predicted_or_true_masks
@@ -110,11 +109,7 @@ def maskclip_task(data: str | os.PathLike, config=None, *, maskclip=None, segmen
     """MaskCLIP on a dataset's masks and captions; `segmenter` predicts the masks samples lack.
     The pooled (global CLIP) baseline is the config's `model.loss: "global"`."""
     model_cfg, _, train_cfg = stage_configs("maskclip", config, MaskCLIPConfig, train_overrides=train_overrides)
-    meta = read_meta(data)
-    if not meta.get("tokenizer"):
-        raise UserError(f"{data} has no tokenizer; run `armani data tokenizer {data}` first")
-    tok_path = Path(data) / meta["tokenizer"]
-    tok = CaptionTokenizer.from_file(tok_path)
+    tok = dataset_tokenizer(data)
     # The text side follows the dataset's tokenizer; image side and widths follow the config.
     model_cfg = replace(model_cfg, vocab_size=tok.vocab_size)
     if model_cfg.loss == "global" and model_cfg.text_layers == 0:
