@@ -8,7 +8,7 @@ from .common import positive
 
 
 def add_commands(sub) -> None:
-    """synth, import, check, show, masks, tokenizer"""
+    """`armani data synth | import | check | show | masks | tokenizer`."""
     d = sub.add_parser("data", help="make, import, check and view datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
 

@@ -8,80 +8,73 @@ from ..inference.pipeline import MODES
 from .common import load_sampled, positive, sampling_args, write_json
 
 
+def _measure(evs, name: str, helptext: str, func, model_help: str | None = None, split: str = "val"):
+    """A subcommand that measures --model on --data's --split, with --json."""
+    e = evs.add_parser(name, help=helptext)
+    e.add_argument("--model", type=Path, required=True, help=model_help)
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--split", default=split)
+    e.add_argument("--json", type=Path, default=None)
+    e.set_defaults(func=func)
+    return e
+
+
+def _mode_arg(e) -> None:
+    e.add_argument("--mode", "--task", dest="mode", choices=MODES, default="text",
+                   help="generation mode: which conditions (default text; --task is the older name)")
+
+
 def add_commands(sub) -> None:
-    """segmenter, alignment, recon, colours, judge, generate, compare"""
+    """`armani eval segmenter | alignment | recon | colours | judge | generate | compare`."""
     ev = sub.add_parser("eval", help="measure a trained model")
     evs = ev.add_subparsers(dest="eval_cmd", required=True, metavar="WHAT")
-    e1 = evs.add_parser("segmenter", help="per-label IoU and mIoU")
-    e2 = evs.add_parser("alignment", help="word-part pointing accuracy and mask-text retrieval")
-    for e in (e1, e2):
-        e.add_argument("--model", type=Path, required=True)
-        e.add_argument("--data", type=Path, required=True)
-        e.add_argument("--split", default="val")
-        e.add_argument("--json", type=Path, default=None)
-    e2.add_argument("--baseline", type=Path, default=None, help="a second model (e.g. the --global one) to compare")
-    e2.add_argument("--max-samples", type=positive, default=None)
-    e1.set_defaults(func=cmd_eval_segmenter)
-    e2.set_defaults(func=cmd_eval_alignment)
-    e3 = evs.add_parser("recon", help="tokenizer reconstruction: PSNR, SSIM, codebook usage, perplexity")
-    e3.add_argument("--model", type=Path, required=True, help="stage-1 (vqgan) or sketch-vq run or bundle")
-    e3.add_argument("--data", type=Path, required=True)
-    e3.add_argument("--split", default="val")
-    e3.add_argument("--json", type=Path, default=None)
-    e3.add_argument("--grid", type=Path, default=None, help="PNG of originals above their reconstructions")
-    e3.add_argument("--max-samples", type=positive, default=None)
-    e3.add_argument("--maskclip", type=Path, default=None, help="override the MaskCLIP the model records")
-    e3.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
-    e3.set_defaults(func=cmd_eval_recon)
-
-    ec = evs.add_parser("colours", help="text-only generation for the 13 colours; the asked colour's share, read "
-                        "from the pixels")
-    ec.add_argument("--model", type=Path, default=None, help="pipeline folder or stage-2 run (default: the "
-                    "shipped model)")
-    ec.add_argument("--samples", type=positive, default=4, help="images per colour (default 4)")
-    ec.add_argument("--seed", type=int, default=0)
-    ec.add_argument("--json", type=Path, default=None)
-    sampling_args(ec)
-    ec.set_defaults(func=cmd_eval_colours)
-    e4 = evs.add_parser("judge", help="the attribute judge's accuracy on real held-out images")
-    e4.add_argument("--model", type=Path, required=True, help="judge run or bundle")
-    e4.add_argument("--data", type=Path, required=True)
-    e4.add_argument("--split", default="test")
-    e4.add_argument("--json", type=Path, default=None)
-    e4.set_defaults(func=cmd_eval_judge)
-    e5 = evs.add_parser("generate", help="generate for a split's prompts and score the samples (FID, KID, IS, "
-                        "CLIPScore, MaskCLIP score, attribute accuracy)")
-    e5.add_argument("--model", type=Path, required=True, help="pipeline folder or stage-2 run")
-    e5.add_argument("--data", type=Path, required=True)
-    e5.add_argument("--mode", "--task", dest="mode", choices=MODES, default="text",
-                    help="generation mode: which conditions (default text; --task is the older name)")
-    e5.add_argument("--split", default="val", help="val (default), test or test_holdout")
-    e5.add_argument("--n", type=positive, default=100, help="prompts (the split's first N; default 100)")
-    e5.add_argument("--samples", type=positive, default=1, help="images per prompt (default 1)")
-    e5.add_argument("--seed", type=int, default=0)
-    e5.add_argument("--judge", type=Path, default=None, help="attribute judge run (armani train judge)")
-    e5.add_argument("--maskclip", type=Path, default=None, help="MaskCLIP for the MaskCLIP score (default: "
-                    "the model's own)")
-    e5.add_argument("--segmenter", type=Path, default=None, help="segmenter for the MaskCLIP score (default: "
-                    "the model's own)")
-    e5.add_argument("--inception", default=None, help="TorchScript Inception-v3 file for FID/KID/IS "
-                    "(or ARMANI_INCEPTION)")
-    e5.add_argument("--clip", default=None, help="Hugging Face CLIP folder for CLIPScore (or ARMANI_CLIP)")
-    e5.add_argument("--json", type=Path, default=None)
-    e5.add_argument("--html", type=Path, default=None, help="page of samples (default: next to --json)")
-    sampling_args(e5)
-    e5.set_defaults(func=cmd_eval_generate)
-    e6 = evs.add_parser("compare", help="a side-by-side judging page (the paper's human evaluation)")
-    e6.add_argument("models", type=Path, nargs="+", help="two or more pipeline folders or stage-2 runs")
-    e6.add_argument("--data", type=Path, required=True, help="dataset whose captions are the prompts")
-    e6.add_argument("--names", default=None, help="comma-separated names of the models (default: folder names)")
-    e6.add_argument("--mode", "--task", dest="mode", choices=MODES, default="text",
-                    help="generation mode: which conditions (default text; --task is the older name)")
-    e6.add_argument("--split", default="val")
-    e6.add_argument("--n", type=positive, default=20, help="prompts (default 20)")
-    e6.add_argument("--seed", type=int, default=0)
-    e6.add_argument("--out", type=Path, default=Path("compare.html"))
-    e6.set_defaults(func=cmd_eval_compare)
+    _measure(evs, "segmenter", "per-label IoU and mIoU", cmd_eval_segmenter)
+    e = _measure(evs, "alignment", "word-part pointing accuracy and mask-text retrieval", cmd_eval_alignment)
+    e.add_argument("--baseline", type=Path, default=None, help="a second model (e.g. the --global one) to compare")
+    e.add_argument("--max-samples", type=positive, default=None)
+    e = _measure(evs, "recon", "tokenizer reconstruction: PSNR, SSIM, codebook usage, perplexity", cmd_eval_recon,
+                 "stage-1 (vqgan) or sketch-vq run or bundle")
+    e.add_argument("--grid", type=Path, default=None, help="PNG of originals above their reconstructions")
+    e.add_argument("--max-samples", type=positive, default=None)
+    e.add_argument("--maskclip", type=Path, default=None, help="override the MaskCLIP the model records")
+    e.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
+    e = evs.add_parser("colours", help="text-only generation for the 13 colours; the asked colour's share, read "
+                       "from the pixels")
+    e.add_argument("--model", type=Path, default=None, help="pipeline folder or stage-2 run (default: the "
+                   "shipped model)")
+    e.add_argument("--samples", type=positive, default=4, help="images per colour (default 4)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", type=Path, default=None)
+    sampling_args(e)
+    e.set_defaults(func=cmd_eval_colours)
+    _measure(evs, "judge", "the attribute judge's accuracy on real held-out images", cmd_eval_judge,
+             "judge run or bundle", split="test")
+    e = _measure(evs, "generate", "generate for a split's prompts and score the samples (FID, KID, IS, CLIPScore, "
+                 "MaskCLIP score, attribute accuracy)", cmd_eval_generate, "pipeline folder or stage-2 run")
+    _mode_arg(e)
+    e.add_argument("--n", type=positive, default=100, help="prompts (the split's first N; default 100)")
+    e.add_argument("--samples", type=positive, default=1, help="images per prompt (default 1)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--judge", type=Path, default=None, help="attribute judge run (armani train judge)")
+    e.add_argument("--maskclip", type=Path, default=None, help="MaskCLIP for the MaskCLIP score (default: "
+                   "the model's own)")
+    e.add_argument("--segmenter", type=Path, default=None, help="segmenter for the MaskCLIP score (default: "
+                   "the model's own)")
+    e.add_argument("--inception", default=None, help="TorchScript Inception-v3 file for FID/KID/IS "
+                   "(or ARMANI_INCEPTION)")
+    e.add_argument("--clip", default=None, help="Hugging Face CLIP folder for CLIPScore (or ARMANI_CLIP)")
+    e.add_argument("--html", type=Path, default=None, help="page of samples (default: next to --json)")
+    sampling_args(e)
+    e = evs.add_parser("compare", help="a side-by-side judging page (the paper's human evaluation)")
+    e.add_argument("models", type=Path, nargs="+", help="two or more pipeline folders or stage-2 runs")
+    e.add_argument("--data", type=Path, required=True, help="dataset whose captions are the prompts")
+    e.add_argument("--names", default=None, help="comma-separated names of the models (default: folder names)")
+    _mode_arg(e)
+    e.add_argument("--split", default="val")
+    e.add_argument("--n", type=positive, default=20, help="prompts (default 20)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", type=Path, default=Path("compare.html"))
+    e.set_defaults(func=cmd_eval_compare)
 
 
 def cmd_eval_segmenter(args) -> int:

@@ -11,7 +11,7 @@ from .common import load_sampled, positive, sampling_args
 
 
 def add_commands(sub) -> None:
-    """generate, export, demo, align"""
+    """`armani generate`, `export`, `demo` and `align`."""
     g = sub.add_parser("generate", help="garments from a prompt, a sketch and/or a partial image")
     g.add_argument("--model", type=Path, default=None,
                    help="pipeline folder or stage-2 run (default: the SynthFashion model shipped in the package)")

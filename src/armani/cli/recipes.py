@@ -7,7 +7,7 @@ from .common import positive
 
 
 def add_quickstart(sub) -> None:
-    """the main job on the embedded SynthFashion data"""
+    """`armani quickstart`: the main job on the embedded SynthFashion data."""
     q = sub.add_parser("quickstart", help="run the main job on the embedded SynthFashion data")
     q.add_argument("--out", type=Path, default=Path("runs/quickstart"))
     q.add_argument("--n", type=positive, default=4000, help="SynthFashion samples (default 4000)")
@@ -20,7 +20,7 @@ def add_quickstart(sub) -> None:
 
 
 def add_experiment(sub) -> None:
-    """the paper's tables on SynthFashion"""
+    """`armani experiment paper`: the paper's tables on SynthFashion."""
     xp = sub.add_parser("experiment", help="reproduce the paper's tables on SynthFashion")
     xps = xp.add_subparsers(dest="experiment", required=True, metavar="WHICH")
     x = xps.add_parser("paper", help="ARMANI, a DALL-E-style baseline and three ablations: Tables 1 and 2")

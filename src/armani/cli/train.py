@@ -9,7 +9,7 @@ from .common import positive, report_arg
 
 
 def add_tokenize(sub) -> None:
-    """encode a dataset once into token ids for stage 2"""
+    """`armani tokenize`: encode a dataset once into token ids for stage 2."""
     tk = sub.add_parser("tokenize", help="encode a dataset once into token ids for stage 2")
     tk.add_argument("--model", type=Path, required=True, help="stage-1 (vqgan) run or bundle")
     tk.add_argument("--sketch-vq", "--sketch-model", dest="sketch_vq", type=Path, default=None,

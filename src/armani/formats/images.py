@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -26,32 +27,31 @@ def _check_size(im: Image.Image, path) -> None:
         raise BadFile(f"image {os.fspath(path)} is {w} x {h}, over the {MAX_PIXELS:,}-pixel limit")
 
 
-def check_pixels(path: str | os.PathLike) -> None:
-    """Raise BadFile when the image header of `path` declares more than MAX_PIXELS pixels."""
+@contextmanager
+def _as_bad_file(path: str | os.PathLike, what: str = "image"):
+    """Pillow's errors while reading `path`, as one BadFile that names the file."""
     try:
-        with Image.open(path) as im:
-            _check_size(im, path)
+        yield
     except FileNotFoundError:
         raise BadFile(f"missing file {path}") from None
     except Image.DecompressionBombError as e:
         raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
     except (OSError, ValueError, SyntaxError) as e:
-        raise BadFile(f"unreadable image {os.fspath(path)}: {e}") from None
+        raise BadFile(f"unreadable {what} {os.fspath(path)}: {e}") from None
+
+
+def check_pixels(path: str | os.PathLike) -> None:
+    """Raise BadFile when the image header of `path` declares more than MAX_PIXELS pixels."""
+    with _as_bad_file(path), Image.open(path) as im:
+        _check_size(im, path)
 
 
 def read_image_strict(path: str | os.PathLike) -> np.ndarray:
     """Decode an image fully (raising BadFile on truncation or garbage) -> (H, W, 3) uint8 RGB."""
-    try:
-        with Image.open(path) as im:
-            _check_size(im, path)  # from the header, before decoding
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise BadFile(f"missing file {path}") from None
-    except Image.DecompressionBombError as e:
-        raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise BadFile(f"unreadable image {os.fspath(path)}: {e}") from None
+    with _as_bad_file(path), Image.open(path) as im:
+        _check_size(im, path)  # from the header, before decoding
+        im.load()
+        return np.asarray(im.convert("RGB"))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -65,19 +65,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def read_label_map(path: str | os.PathLike) -> np.ndarray:
     """A single-channel label PNG (palette or grey) -> (H, W) integer ids, no colour mapping."""
-    try:
-        with Image.open(path) as im:
-            _check_size(im, path)  # from the header, before decoding
-            im.load()
-            if im.mode not in ("P", "L", "I", "I;16"):
-                raise BadFile(f"label map {os.fspath(path)} has mode {im.mode}, expected one channel")
-            return np.asarray(im)
-    except FileNotFoundError:
-        raise BadFile(f"missing file {path}") from None
-    except Image.DecompressionBombError as e:
-        raise BadFile(f"image {os.fspath(path)} is over the {MAX_PIXELS:,}-pixel limit ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise BadFile(f"unreadable label map {os.fspath(path)}: {e}") from None
+    with _as_bad_file(path, "label map"), Image.open(path) as im:
+        _check_size(im, path)  # from the header, before decoding
+        im.load()
+        if im.mode not in ("P", "L", "I", "I;16"):
+            raise BadFile(f"label map {os.fspath(path)} has mode {im.mode}, expected one channel")
+        return np.asarray(im)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

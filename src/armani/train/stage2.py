@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import TrainConfig, stage_configs, to_dict
 from ..data.tokenizer import CaptionTokenizer
-from ..data.tokens import TokenDataset, conditions
+from ..data.tokens import ConditionDropout, TokenDataset, conditions
 from ..errors import MissingInput, UserError
 from ..formats.bundle import load_bundle, resolve_bundle, unwrap
 from ..formats.tokens import read_token_info
@@ -24,11 +24,9 @@ from .stage1 import Frozen
 
 
 @dataclass(frozen=True)
-class Stage2LossConfig:
-    p_text: float = 0.8             # probability that a training sample keeps its caption
-    p_sketch: float = 0.4           # ... its sketch
-    p_partial: float = 0.4          # ... a partial image (a box of image tokens)
-    partial_keep: float = 0.25      # share of the token grid the partial box keeps (appendix A)
+class Stage2LossConfig(ConditionDropout):
+    """Condition dropout (the fields of `ConditionDropout`) and the semantic loss (eq. 14)."""
+
     lambda3: float = 2.0            # eq. 14: weight of the semantic loss, the paper's value
     semantic_every: int = 0         # run the semantic loss every N steps (0: never)
     semantic_batch: int = 8         # on at most this many captioned samples of the batch
