@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from armani.data.dataset import IGNORE_INDEX, GarmentDataset, make_loader
@@ -83,3 +84,21 @@ def test_transforms():
     sq[8:24, 8:24] = 0
     edges = sketch(sq)
     assert edges[8:24, 8].any() and not edges[14:18, 14:18].any()
+
+
+def test_the_segmenters_data_needs_no_caption_tokenizer(synth_ds, tmp_path):
+    """captions=False: no tokenizer read, no text fields, every other field as with captions."""
+    import json
+    plain = tmp_path / "ds"
+    shutil.copytree(synth_ds, plain)
+    meta = json.loads((plain / "dataset.json").read_text())
+    (plain / meta.pop("tokenizer")).unlink()
+    (plain / "dataset.json").write_text(json.dumps(meta))
+    with_text = GarmentDataset(synth_ds, "train", image_size=32, seed=3)
+    without = GarmentDataset(plain, "train", image_size=32, seed=3, captions=False)
+    for i in (0, 5):
+        a, b = with_text[i], without[i]
+        assert set(a) - set(b) == {"text", "text_len"}
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    with pytest.raises(ValueError, match="no tokenizer"):
+        GarmentDataset(plain, "train", image_size=32)

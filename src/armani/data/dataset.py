@@ -32,15 +32,18 @@ class GarmentDataset(Dataset):
     image (3, S, S) float in [-1, 1]; mask (S, S) int64 (IGNORE_INDEX where unknown);
     has_mask bool; text (L,) int64; text_len int64; sketch (1, S, S) float in {0, 1};
     partial (3, S, S) float in [-1, 1] (white outside the kept box); keep (1, S, S) float.
+    With `captions=False` (the segmenter's data) there is no text or text_len and no caption
+    tokenizer is needed; the random stream, and so every other field, stays the same.
     """
 
     def __init__(self, root: str | os.PathLike, split: str | tuple[str, ...] | None = "train",
                  image_size: int = 64, tokenizer: CaptionTokenizer | None = None, max_text_len: int = 64,
-                 augment: bool = True, seed: int = 0, caption: str = "random", require_mask: bool = False):
+                 augment: bool = True, seed: int = 0, caption: str = "random", require_mask: bool = False,
+                 captions: bool = True):
         self.root = Path(root)
         self.meta = read_meta(self.root)
         self.index = Index(self.root, split, where=(lambda r: bool(r.get("mask"))) if require_mask else None)
-        self.tokenizer = tokenizer or dataset_tokenizer(self.root, self.meta)
+        self.tokenizer = (tokenizer or dataset_tokenizer(self.root, self.meta)) if captions else None
         self.size, self.max_text_len = image_size, max_text_len
         self.augment, self.seed, self.epoch = augment, seed, 0
         if caption not in ("random", "first"):
@@ -95,17 +98,18 @@ class GarmentDataset(Dataset):
         box = partial_box(rng, self.size, self.size)
         part, keep = partial(img, box)
         edges = sketch(np.ascontiguousarray(img))
-        ids, n = self.tokenizer.encode(text, self.max_text_len)
-        return {
+        out = {
             "image": to_unit(img),
             "mask": torch.from_numpy(mask.astype(np.int64)),
             "has_mask": torch.tensor(has_mask),
-            "text": torch.from_numpy(ids),
-            "text_len": torch.tensor(n),
             "sketch": torch.from_numpy(edges > 0).float()[None],
             "partial": to_unit(part),
             "keep": torch.from_numpy(keep).float()[None],
         }
+        if self.tokenizer is not None:
+            ids, n = self.tokenizer.encode(text, self.max_text_len)
+            out.update(text=torch.from_numpy(ids), text_len=torch.tensor(n))
+        return out
 
 
 def dataset_tokenizer(root: str | os.PathLike, meta: dict | None = None) -> CaptionTokenizer:

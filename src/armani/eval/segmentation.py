@@ -46,7 +46,8 @@ def iou_report(conf: np.ndarray) -> dict:
 def evaluate_segmenter(model_path: str | os.PathLike, data: str | os.PathLike, split: str = "val",
                        batch_size: int = 64, progress=None) -> dict:
     b = load_bundle(model_path, "segmenter")
-    ds = GarmentDataset(data, split, image_size=b.model.cfg.image_size, augment=False, require_mask=True)
+    ds = GarmentDataset(data, split, image_size=b.model.cfg.image_size, augment=False, require_mask=True,
+                        captions=False)
     if len(ds) == 0:
         raise UserError(f"{data}: no samples with masks in split {split!r}")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)

@@ -54,15 +54,14 @@ VARIANTS = {
     "no_fusion": ("w/o MaskCLIP fusion", "plain-sem", True, None),
     "no_sem1": ("w/o stage-1 semantic loss", "fusion-nosem", True, None),
     "no_sem2": ("w/o stage-2 semantic loss", "fusion", False, None),
-    "maskclip_text": ("w/ MaskCLIP's text encoder (the paper's Transformer-based encoder)", "fusion", True,
-                      "maskclip"),
+    "maskclip_text": ("w/ MaskCLIP's text encoder (frozen, the paper's choice; per-word in the CPU preset)",
+                      "fusion", True, "maskclip"),
 }
 EVAL_MODES = ("text", "text+sketch", "text+partial")
 
 PRESETS: dict[str, dict] = {
-    # The quickstart's budgets, Transformers cut to 500 steps (61 minutes of stages on 2 CPU cores with
-    # five rows and the earlier stage-2 loss; the sampled one makes steps about 1.15x slower). The time
-    # cap is far above what they need, so that every variant trains its 500 steps.
+    # The quickstart's budgets with 500-step Transformers. The time caps are far above what the
+    # stages need, so that every variant trains its planned steps.
     "cpu": {"n": 4000, "judge_n": 8000, "size": 64, "profile": "default", "prompts": 100, "samples": 1,
             "overrides": {"transformer": {"train": {"max_steps": 500, "max_minutes": 14}},
                           "judge": {"train": {"max_steps": 2000, "max_minutes": 7}}}},

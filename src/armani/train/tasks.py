@@ -56,9 +56,8 @@ class SegmenterTask(Task):
         return Segmenter(self.model_config)
 
     def train_dataset(self):
-        return GarmentDataset(self.data, "train", image_size=self.model_config.image_size,
-                              max_text_len=self.train_cfg.max_text_len, seed=self.train_cfg.seed,
-                              require_mask=True)
+        return GarmentDataset(self.data, "train", image_size=self.model_config.image_size, seed=self.train_cfg.seed,
+                              require_mask=True, captions=False)
 
     def compute_loss(self, model, batch):
         return seg_loss(model(batch["image"]), batch["mask"])
