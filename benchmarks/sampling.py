@@ -8,7 +8,10 @@ step) and by recomputing the whole context at every step (how taming-transformer
 `sample` works). It prints tokens per second for each and their ratio, and checks that
 both produce the same tokens under greedy decoding. Configurations: the CPU preset's
 sequence (64 caption + 64 sketch + 64 partial + 64 image tokens) and one with a 16 x 16
-image grid (256 image tokens, as the paper's 256 px / 16), same width and depth.
+image grid (256 image tokens, as the paper's 256 px / 16), same width and depth. With
+guidance it also times the cached sampler with the unconditional rows' all-EMPTY prefix
+encoded once per batch (the default) against once per row, and checks they draw the same
+tokens from the same seed.
 """
 from __future__ import annotations
 
@@ -38,6 +41,12 @@ def run(cfg: TransformerConfig, batch: int, sampling: SamplingConfig) -> dict:
         out[name] = sample_tokens(m, text, sketch, partial, sampling, torch.Generator().manual_seed(2),
                                   use_cache=cache)
         times[name] = time.perf_counter() - t0
+    if sampling.guidance != 1.0:  # the all-EMPTY prefix encoded once per batch, or per row
+        for name, share in (("per_row_prefix", False), ("shared_prefix", True)):
+            t0 = time.perf_counter()
+            out[name] = sample_tokens(m, text, sketch, partial, sampling, torch.Generator().manual_seed(2),
+                                      share_uncond=share)
+            times[name] = time.perf_counter() - t0
     greedy = SamplingConfig(temperature=0, guidance=sampling.guidance)
     same = torch.equal(sample_tokens(m, text, sketch, partial, greedy, use_cache=True),
                        sample_tokens(m, text, sketch, partial, greedy, use_cache=False))
@@ -47,7 +56,12 @@ def run(cfg: TransformerConfig, batch: int, sampling: SamplingConfig) -> dict:
             "cached_tokens_per_s": round(n / times["cached"], 1),
             "uncached_tokens_per_s": round(n / times["uncached"], 1),
             "cached_s": round(times["cached"], 3), "uncached_s": round(times["uncached"], 3),
-            "speedup": round(times["uncached"] / times["cached"], 2), "greedy_identical": same}
+            "speedup": round(times["uncached"] / times["cached"], 2), "greedy_identical": same,
+            **({"per_row_prefix_s": round(times["per_row_prefix"], 3),
+                "shared_prefix_s": round(times["shared_prefix"], 3),
+                "shared_prefix_speedup": round(times["per_row_prefix"] / times["shared_prefix"], 2),
+                "shared_prefix_identical": torch.equal(out["per_row_prefix"], out["shared_prefix"])}
+               if "shared_prefix" in times else {})}
 
 
 def main() -> None:
@@ -69,6 +83,10 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:15s} {r['image_tokens']:7d} {r['sequence']:5d} {r['cached_tokens_per_s']:13.1f} "
               f"{r['uncached_tokens_per_s']:15.1f} {r['speedup']:7.1f}x  {r['greedy_identical']}")
+        if "shared_prefix_s" in r:
+            print(f"{'':15s} guidance: all-EMPTY prefix per row {r['per_row_prefix_s']:.3f} s, shared "
+                  f"{r['shared_prefix_s']:.3f} s ({r['shared_prefix_speedup']:.2f}x), same tokens: "
+                  f"{r['shared_prefix_identical']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": dev, "speedup": rows["grid16_256"]["speedup"], "configs": rows}, f, indent=2)

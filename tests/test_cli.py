@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import REPO
 from PIL import Image
 
@@ -172,6 +173,38 @@ def test_generate_bad_input_and_many_images(tmp_path, capsys):
                  "--out", str(tmp_path / "two")]) == 0
     assert (out / "sample-15.png").read_bytes() == (tmp_path / "two" / "sample-15.png").read_bytes()
     assert json.loads((out / "generation.json").read_text())["unknown_words"] == ["emerald", "velvet", "kimono"]
+    # The same seed and batch size give the same images; another batch size draws others after the first batch.
+    assert main(["-q", "generate", "--text", "an emerald velvet kimono", "--n", "18", "--seed", "4",
+                 "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path / "three")]) == 0
+    assert (out / "sample-17.png").read_bytes() == (tmp_path / "three" / "sample-17.png").read_bytes()
+    if not torch.cuda.is_available():
+        assert main(["-q", "generate", "--text", "a red dress", "--device", "cuda", "--out", str(out)]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_generate_batches_any_n():
+    """generate_batches: batch after batch, the first seeded with the seed itself, so the first
+    images of a larger n are those of a smaller one; `armani.load` picks the device."""
+    import armani
+    from armani.inference.pipeline import generate_batches, generate_from, prepare, resolve_device
+    g = armani.load()
+    assert g.device == resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cond = prepare(g, "a blue dress")
+    sizes = [len(b) for b in generate_batches(g, cond, 10, seed=3, batch_size=4)]
+    assert sizes == [4, 4, 2]
+    many = generate_from(g, cond, 10, seed=3, batch_size=4)
+    assert many.shape == (10, 64, 64, 3) and (many[:4] == generate_from(g, cond, 4, seed=3)).all()
+    assert not (many[4:8] == many[:4]).all()  # later batches have seeds of their own
+    with pytest.raises(ValueError, match="batch_size"):
+        generate_from(g, cond, 2, seed=0, batch_size=0)
+
+
+@pytest.mark.slow
+def test_generate_300_images(tmp_path):
+    out = tmp_path / "many"
+    assert main(["-q", "generate", "--text", "a black jacket with a zipper", "--n", "300", "--batch-size", "100",
+                 "--seed", "1", "--out", str(out)]) == 0
+    assert len(list(out.glob("sample-*.png"))) == 300 and (out / "sheet.png").is_file()
 
 
 def test_only_bad_input_is_exit_2_and_a_bug_keeps_its_traceback(monkeypatch, capsys):

@@ -113,6 +113,22 @@ def test_cached_and_uncached_sampling_agree():
     assert torch.equal(a, b)
 
 
+def test_guidance_encodes_the_empty_prefix_once_with_the_same_draws():
+    """The unconditional rows' all-EMPTY prefix is encoded once per batch and copied into
+    their cache rows: the same tokens as encoding it for every row, greedy and sampled."""
+    m = _model().double()
+    text, sketch, partial, _ = _conds(b=4)
+    for cfg in (SamplingConfig(temperature=0, guidance=3.0), SamplingConfig(temperature=1.0, top_k=8, guidance=2.0)):
+        a = sample_tokens(m, text, sketch, partial, cfg, torch.Generator().manual_seed(1))
+        b = sample_tokens(m, text, sketch, partial, cfg, torch.Generator().manual_seed(1), share_uncond=False)
+        assert torch.equal(a, b)
+    calls = []
+    real = m.prefill
+    m.prefill = lambda *args: calls.append(args[0].shape[0]) or real(*args)
+    sample_tokens(m, text, sketch, partial, SamplingConfig(guidance=3.0), torch.Generator().manual_seed(1))
+    assert calls == [4, 1]  # the 4 conditional rows, then one unconditional row for all 4
+
+
 def test_filter_logits():
     logits = torch.log(torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]]))
     k2 = filter_logits(logits, top_k=2)
@@ -421,3 +437,28 @@ def test_evaluate_nll_is_the_mean_token_cross_entropy(tiny_run):
     for name, v in want.items():
         assert abs(got["nll_per_token"][name] - v) < 1e-4, (name, got["nll_per_token"][name], v)
     assert got["nll_per_token"]["none"] != got["nll_per_token"]["text+partial"]
+
+
+def test_token_ids_are_checked_once_when_read_not_every_step(tiny_run, tmp_path):
+    """Training turns the Transformer's per-call id check (a host sync on a GPU) off; the
+    token folder's ids are checked when it is read, and a damaged folder is one clear error."""
+    import shutil
+
+    import numpy as np
+
+    from armani.formats.tokens import TokenSet
+    from armani.train.registry import make_task
+    task, _ = make_task("transformer", tiny_run / "tok")
+    assert task.build_model().check_ids is False
+    m = CrossModalTransformer(TINY)
+    text, sketch, partial, image = _conds()
+    with pytest.raises(ValueError, match="must lie in"):
+        m(text, sketch, partial, image.clamp(max=0) + TINY.image_codes)
+    bad = tmp_path / "tok"
+    shutil.copytree(tiny_run / "tok", bad)
+    arr = np.load(bad / "val.image.npy")
+    arr[0, 0] = 60000
+    np.save(bad / "val.image.npy", arr)
+    with pytest.raises(ValueError, match="outside"):
+        TokenSet(bad, "val")
+    assert len(TokenSet(bad, "train")) > 0

@@ -170,8 +170,12 @@ def test_two_processes_match_one(synth_ds, tmp_path, model):
     """For MaskCLIP this needs the contrastive negatives of the whole global batch on each process."""
     cfg = (_tiny_config if model == "segmenter" else _tiny_maskclip_config)(tmp_path / "tiny.json", 3)
     args = ["train", model, "--data", str(synth_ds), "--config", str(cfg)]
-    assert main(["-q"] + args + ["--out", str(tmp_path / "one"), "--batch-size", "8"]) == 0
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    # Both runs on the CPU, on a GPU machine too (gloo; the comparison is across process counts).
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run([sys.executable, "-m", "armani", "-q"] + args + ["--out", str(tmp_path / "one"),
+                                                                       "--batch-size", "8"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "armani", "-q"] + args + ["--out", str(tmp_path / "two"), "--batch-size", "4"],
                        env=env, capture_output=True, text=True, timeout=300)
@@ -207,3 +211,35 @@ def test_bf16_mixed_precision_runs(synth_ds, tmp_path):
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["train"]["mixed_precision"] == "bf16"
     w = weights(tmp_path / "bf16")
     assert all(v.dtype == torch.float32 for v in w.values())  # weights stay float32 under autocast
+
+
+def test_cpu_defaults_and_more_processes_than_gpus(tmp_path, monkeypatch, caplog):
+    """On the CPU "auto" means fp32 and no compile; with more processes on a machine than it
+    has GPUs the loop trains on the CPU with a warning instead of failing on a missing device."""
+    from armani.train import loop
+    t = Trainer(ToyTask("toy", ToyConfig()), CFG, tmp_path / "a", quiet=True)
+    if not torch.cuda.is_available():
+        assert t.acc.mixed_precision == "no" and t.compile is False and t.acc.device.type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with caplog.at_level("WARNING"):
+        assert loop._enough_gpus() is False
+    assert "training on the CPU" in caplog.text
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert loop._enough_gpus() is True
+    with pytest.raises(ValueError, match="compile"):
+        Trainer(ToyTask("toy", ToyConfig()), replace(CFG, compile="sometimes"), tmp_path / "b", quiet=True)
+
+
+@pytest.mark.slow
+def test_compiled_training_saves_a_plain_bundle(tmp_path):
+    """`compile: on` (torch.compile; about a minute to compile on this CPU): the run trains and
+    its bundle and checkpoints carry the bare model's keys, so they load as any other."""
+    res = Trainer(ToyTask("toy", ToyConfig()), replace(CFG, compile="on", max_steps=2), tmp_path / "c",
+                  quiet=True).fit()
+    assert res.steps == 2
+    keys = set(weights(tmp_path / "c"))
+    assert keys == set(ToyModel(ToyConfig()).state_dict()) and not any("_orig_mod" in k for k in keys)
+    ck = load_file(str(checkpoints(tmp_path / "c")[-1] / "model.safetensors"))
+    assert set(ck) == keys

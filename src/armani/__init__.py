@@ -8,8 +8,9 @@ unified cross-modal fashion design, ACM MM 2022).
 __version__ = "0.1.0"
 
 
-def load(path=None, device="cpu"):
-    """A generation pipeline (see `armani.inference.pipeline.load`)."""
+def load(path=None, device="auto"):
+    """A generation pipeline on `device` ("auto": CUDA when there is a GPU; see
+    `armani.inference.pipeline.load`)."""
     from .inference.pipeline import load as _load
     return _load(path, device)
 

@@ -30,7 +30,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
-    mixed_precision: str = "no"    # "no" or "bf16"
+    mixed_precision: str = "auto"  # "no", "bf16", or "auto": bf16 on CUDA, "no" on the CPU
+    compile: str = "auto"          # torch.compile the model: "on", "off", or "auto": on CUDA for the
+                                   # tasks that gain from it (the Transformer, the VQGAN)
     report_to: str = "none"        # "none", "tensorboard" or "wandb": live dashboards (run/logs)
     max_bad_fraction: float = 0.001  # unreadable samples skipped up to this share of the data
     checkpoint_every: int = 200

@@ -27,7 +27,7 @@ def sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1: off)")
 
 
-def load_sampled(args, device="cpu"):
+def load_sampled(args, device="auto"):
     """The model of args.model with the sampling flags over its defaults."""
     from ..inference.pipeline import GenerationError, load, sampling_config
     g = load(args.model, device)

@@ -8,12 +8,13 @@ from ..inference.pipeline import MODES
 from .common import load_sampled, positive, sampling_args, write_json
 
 
-def _measure(evs, name: str, helptext: str, func, model_help: str | None = None, split: str = "val"):
+def _measure(evs, name: str, helptext: str, func, model_help: str | None = None, split: str = "val",
+             split_help: str | None = None):
     """A subcommand that measures --model on --data's --split, with --json."""
     e = evs.add_parser(name, help=helptext)
     e.add_argument("--model", type=Path, required=True, help=model_help)
     e.add_argument("--data", type=Path, required=True)
-    e.add_argument("--split", default=split)
+    e.add_argument("--split", default=split, help=split_help or f"default {split}")
     e.add_argument("--json", type=Path, default=None)
     e.set_defaults(func=func)
     return e
@@ -50,7 +51,8 @@ def add_commands(sub) -> None:
     _measure(evs, "judge", "the attribute judge's accuracy on real held-out images", cmd_eval_judge,
              "judge run or bundle", split="test")
     e = _measure(evs, "generate", "generate for a split's prompts and score the samples (FID, KID, IS, CLIPScore, "
-                 "MaskCLIP score, attribute accuracy)", cmd_eval_generate, "pipeline folder or stage-2 run")
+                 "MaskCLIP score, attribute accuracy)", cmd_eval_generate, "pipeline folder or stage-2 run",
+                 split_help="val (default), test or test_holdout")
     _mode_arg(e)
     e.add_argument("--n", type=positive, default=100, help="prompts (the split's first N; default 100)")
     e.add_argument("--samples", type=positive, default=1, help="images per prompt (default 1)")

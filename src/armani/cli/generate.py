@@ -23,7 +23,12 @@ def add_commands(sub) -> None:
     gk = g.add_mutually_exclusive_group()
     gk.add_argument("--keep-box", default=None, help="x0,y0,x1,y1 in the partial image's pixels")
     gk.add_argument("--keep-mask", type=Path, default=None, help="PNG the size of the partial image, white = keep")
-    g.add_argument("--n", type=positive, default=8, help="images to generate (default 8)")
+    g.add_argument("--n", type=positive, default=8, help="images to generate (default 8; any number, drawn batch by "
+                   "batch)")
+    g.add_argument("--batch-size", type=positive, default=16, help="images sampled at once (default 16); the same "
+                   "seed and batch size give the same images")
+    g.add_argument("--device", default="auto", help="auto (default: CUDA when there is a GPU), cpu or cuda; bf16 "
+                   "on CUDA")
     g.add_argument("--seed", type=int, default=None, help="the same seed gives the same images")
     sampling_args(g)
     g.add_argument("--out", type=Path, default=Path("generated"))
@@ -55,8 +60,7 @@ def add_commands(sub) -> None:
     al.set_defaults(func=cmd_align)
 
 
-GENERATE_BATCH = 16  # images sampled at once; more are drawn batch by batch
-SHEET_MAX = 16       # samples shown on sheet.png
+SHEET_MAX = 16  # samples shown on sheet.png
 
 
 def cmd_generate(args) -> int:
@@ -65,7 +69,7 @@ def cmd_generate(args) -> int:
 
     import numpy as np
 
-    from ..inference.pipeline import generate_from, prepare, unknown_words_message
+    from ..inference.pipeline import generate_batches, prepare, unknown_words_message
     from ..progress import bar
     from ..report.sheet import Row, render, save_png
     box = None
@@ -82,7 +86,7 @@ def cmd_generate(args) -> int:
             args.text.encode("utf-8")
         except UnicodeEncodeError:
             raise UserError("--text is not valid UTF-8 text (check the terminal's encoding)") from None
-    g = load_sampled(args)
+    g = load_sampled(args, args.device)
     cfg = g.sampling
     cond = prepare(g, args.text, args.sketch, args.sketch_from, args.partial, box, args.keep_mask)
     unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
@@ -90,21 +94,21 @@ def cmd_generate(args) -> int:
         print(f"warning: {unknown_words_message(unknown)}", file=sys.stderr)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little")
     args.out.mkdir(parents=True, exist_ok=True)
-    shown = []
-    with bar(args.n, "generate", "img", args.quiet or args.n <= GENERATE_BATCH) as pb:
-        for start in range(0, args.n, GENERATE_BATCH):
-            # The first batch uses the seed itself: --n 40 begins with the images of --n 16.
-            images = generate_from(g, cond, min(GENERATE_BATCH, args.n - start),
-                                   seed if start == 0 else seed * 1_000_003 + start, cfg)
+    shown, start = [], 0
+    with bar(args.n, "generate", "img", args.quiet or args.n <= args.batch_size) as pb:
+        # The first batch uses the seed itself: --n 40 begins with the images of --n 16.
+        for images in generate_batches(g, cond, args.n, seed, cfg, args.batch_size):
             for i, im in enumerate(images, start):
                 save_png(im, args.out / f"sample-{i:0{max(2, len(str(args.n - 1)))}d}.png")
             shown += list(images[:max(0, SHEET_MAX - len(shown))])
+            start += len(images)
             pb.update(len(images))
     save_png(render([Row("", cond.text, cond.sketch, cond.partial, np.stack(shown))]), args.out / "sheet.png")
     record = {"model": str(g.path), "text": cond.text, "sketch": str(args.sketch) if args.sketch else None,
               "sketch_from": str(args.sketch_from) if args.sketch_from else None,
               "partial": str(args.partial) if args.partial else None, "keep_box": args.keep_box,
               "keep_mask": str(args.keep_mask) if args.keep_mask else None, "n": args.n, "seed": seed,
+              "batch_size": args.batch_size, "device": str(g.device),
               "sampling": asdict(cfg), "unknown_words": unknown}
     (args.out / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")

@@ -44,6 +44,8 @@ def add_train(sub) -> None:
         x.add_argument("--batch-size", type=positive, default=None)
         x.add_argument("--workers", type=int, default=None, help="data loader processes")
         x.add_argument("--seed", type=int, default=None)
+        x.add_argument("--compile", choices=("auto", "on", "off"), default=None,
+                       help="torch.compile the model (default auto: on a GPU for the Transformer and the VQGAN)")
         report_arg(x)
         for parent in spec.parents:
             x.add_argument(f"--{parent}", type=Path, default=None, help=parent_help[parent])
@@ -61,7 +63,7 @@ def cmd_train(args) -> int:
     from ..train.registry import TASKS, make_task
     spec = TASKS[args.model]
     overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
-                 "workers": args.workers, "seed": args.seed, "report_to": args.report_to}
+                 "workers": args.workers, "seed": args.seed, "report_to": args.report_to, "compile": args.compile}
     config = args.config
     flags = {f: getattr(args, f.flag.lstrip("-").replace("-", "_")) for f in spec.flags}
     if any(v is not None for v in flags.values()):

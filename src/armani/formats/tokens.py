@@ -58,6 +58,13 @@ class TokenSet:
             return np.load(f, allow_pickle=False) if f.is_file() else None
         self.image, self.sketch = load("image"), load("sketch")
         self.text, self.text_len = load("text"), load("text_len")
+        info = self.info
+        for name, arr, size in (("image", self.image, info.get("image_codes")),
+                                ("sketch", self.sketch, info.get("sketch_codes")),
+                                ("text", self.text, info.get("vocab_size"))):
+            if arr is not None and arr.size and size is not None and not 0 <= int(arr.min()) <= int(arr.max()) < size:
+                raise UserError(f"{self.root}: {split}.{name}.npy has ids outside [0, {size}) (the folder is damaged "
+                                "or mixes models; tokenize again)")
 
     def __len__(self) -> int:
         return int(self.image.shape[0])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -100,8 +101,24 @@ def shipped_model() -> Path | None:
     return p if (p / PIPELINE_FILE).is_file() else None
 
 
-def load(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Generator:
-    """A pipeline folder, a stage-2 run or bundle, or None for the shipped model."""
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """"auto" (or None): CUDA when there is a GPU, else the CPU; otherwise the device named,
+    which must exist."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise GenerationError(f"unknown device {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GenerationError(f"device {device!r}: this machine has no CUDA GPU (use cpu or auto)")
+    return dev
+
+
+def load(path: str | os.PathLike | None = None, device: str | torch.device | None = "auto") -> Generator:
+    """A pipeline folder, a stage-2 run or bundle, or None for the shipped model, on `device`
+    ("auto": CUDA when there is a GPU, else the CPU)."""
+    device = resolve_device(device)
     if path is None:
         path = shipped_model()
         if path is None:
@@ -343,21 +360,38 @@ def prepare_mode(g: Generator, mode: str, caption: str | None = None, photo: np.
                    partial=photo if partial else None, keep_box=chest_band(g.image_size) if partial else None)
 
 
-def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
-                  sampling: SamplingConfig | None = None) -> np.ndarray:
+def generate_batches(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
+                     sampling: SamplingConfig | None = None, batch_size: int = 64) -> Iterator[np.ndarray]:
+    """`n` images from one set of conditions, drawn `batch_size` at a time (any `n` fits in
+    memory): yields (b, H, W, 3) uint8 arrays. The first batch is seeded with `seed` itself,
+    so the first images of a larger `n` are those of a smaller one; batch k starting at image
+    i with seed * 1_000_003 + i. On CUDA the Transformer runs in bfloat16."""
     if n < 1:
         raise GenerationError("n must be at least 1")
+    if batch_size < 1:
+        raise GenerationError("batch_size must be at least 1")
     cfg = sampling or g.sampling
     try:
         cfg.check()
     except ValueError as e:
         raise GenerationError(str(e)) from None
     dev = g.device
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed) if seed is not None else int.from_bytes(os.urandom(6), "little"))
-    rep = lambda t: t.to(dev).expand(n, -1).contiguous()  # noqa: E731
-    tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens), cfg, gen)
-    return decode_tokens(g, tokens)
+    seed = int(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(seed if start == 0 else seed * 1_000_003 + start)
+        rep = lambda t: t.to(dev).expand(b, -1).contiguous()  # noqa: E731, B023
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens),
+                                   cfg, gen)
+        yield decode_tokens(g, tokens)
+
+
+def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
+                  sampling: SamplingConfig | None = None, batch_size: int = 64) -> np.ndarray:
+    """(n, H, W, 3) uint8: `generate_batches` gathered."""
+    return np.concatenate(list(generate_batches(g, cond, n, seed, sampling, batch_size)))
 
 
 @torch.no_grad()

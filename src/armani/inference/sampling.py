@@ -9,7 +9,8 @@ benchmarked against.
 
 Guidance: the conditional rows and as many unconditional rows (every condition EMPTY) run
 in one batched forward; the logits used are u + s * (c - u), so s = 1 is plain
-conditional sampling and s = 0 unconditional.
+conditional sampling and s = 0 unconditional. The unconditional rows share one all-EMPTY
+prefix: it is encoded once per batch and copied into their cache rows.
 """
 from __future__ import annotations
 
@@ -67,8 +68,10 @@ def pick(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator |
 @torch.no_grad()
 def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
                   cfg: SamplingConfig = SamplingConfig(), generator: torch.Generator | None = None,
-                  use_cache: bool = True) -> torch.Tensor:
-    """Condition token ids (B, ...) -> image token ids (B, image_len)."""
+                  use_cache: bool = True, share_uncond: bool = True) -> torch.Tensor:
+    """Condition token ids (B, ...) -> image token ids (B, image_len). `share_uncond=False`
+    encodes every unconditional row's prefix (the reference the shared one is checked and
+    benchmarked against)."""
     cfg.check()
     b, n = text.shape[0], model.cfg.image_len
     guided = cfg.guidance != 1.0
@@ -87,7 +90,7 @@ def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torc
     out = torch.zeros(b, n, dtype=torch.long, device=text.device)
     if use_cache:
         cache = model.new_cache(text.shape[0])
-        logits = model.prefill(text, sketch, partial, cache)
+        logits = _prefill(model, text, sketch, partial, cache, b if guided and share_uncond else 0)
         for i in range(n):
             tok = pick(combine(logits), cfg, generator)
             out[:, i] = tok
@@ -99,3 +102,19 @@ def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torc
             tok = pick(combine(model.logits_at(text, sketch, partial, so_far)), cfg, generator)
             out[:, i] = tok
     return out
+
+
+def _prefill(model: CrossModalTransformer, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
+             cache, uncond_from: int) -> torch.Tensor:
+    """`model.prefill` of every row into `cache`; rows from `uncond_from` on (when > 0) are
+    the unconditional ones, all alike: their prefix is encoded once and copied."""
+    if not uncond_from:
+        return model.prefill(text, sketch, partial, cache)
+    b, rows = uncond_from, text.shape[0] - uncond_from
+    cond, one = cache.rows(0, b), cache.rows(b, b + 1)
+    lc = model.prefill(text[:b], sketch[:b], partial[:b], cond)
+    lu = model.prefill(text[b:b + 1], sketch[b:b + 1], partial[b:b + 1], one)
+    cache.k[:, b + 1:] = cache.k[:, b:b + 1]
+    cache.v[:, b + 1:] = cache.v[:, b:b + 1]
+    cache.length = cond.length
+    return torch.cat([lc, lu.expand(rows, -1)])

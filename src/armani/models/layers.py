@@ -41,6 +41,12 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
 
+    def rows(self, start: int, stop: int) -> KVCache:
+        """A cache over batch rows start..stop-1 of this one, sharing its memory."""
+        view = KVCache.__new__(KVCache)
+        view.k, view.v, view.length = self.k[:, start:stop], self.v[:, start:stop], self.length
+        return view
+
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention on (B, T, C) with scaled_dot_product_attention. With a

@@ -217,7 +217,7 @@ def vqgan_task(data: str | os.PathLike, config=None, *, maskclip: str | os.PathL
                      preprocessing={"image_size": model_cfg.image_size, "letterbox_fill": 255, "pixel_range": [-1, 1],
                                     "input": "image", "max_text_len": max_len},
                      files={"tokenizer.json": tok.to_str()} if tok is not None else {})
-    task.channels_last, task.export_prefix = True, "vq."
+    task.channels_last, task.export_prefix, task.compile_on_gpu = True, "vq.", True
     task.describe = {"loss": to_dict(loss_cfg), "perceptual_network": _perceptual_name(loss_cfg)}
     return task, train_cfg
 

@@ -72,6 +72,7 @@ def sampled_tokens(model: nn.Module, text: torch.Tensor, sketch: torch.Tensor, p
 
 @dataclass
 class TransformerTask(Task):
+    compile_on_gpu: bool = True
     tokens: Path = Path()
     train_cfg: TrainConfig = field(default_factory=TrainConfig)
     loss_cfg: Stage2LossConfig = field(default_factory=Stage2LossConfig)
@@ -79,6 +80,7 @@ class TransformerTask(Task):
 
     def build_model(self) -> nn.Module:
         model = CrossModalTransformer(self.model_config)
+        model.check_ids = False  # no host sync per step: the token folder's ids are checked when read
         if self.model_config.text_encoder == "maskclip":
             model.clip_text.load_state_dict(self.frozen.maskclip.text_encoder.state_dict())
         return model
