@@ -1,4 +1,4 @@
-"""Draw docs/images/tasks.png: the shipped model on the paper's five tasks (one row each).
+"""Draw docs/images/tasks.png: the shipped model in the paper's five generation modes (one row each).
 
     python scripts/make_readme_figure.py [--out docs/images/tasks.png]
 
@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 
 import armani
-from armani.data.io import read_image
+from armani.formats.images import read_image
 from armani.data.make_synth import write_synth
-from armani.pipeline import generate_from, prepare
-from armani.sheet import Row, render, save_png
+from armani.inference.pipeline import generate_from, prepare
+from armani.report.sheet import Row, render, save_png
 
 
 def main() -> None:
@@ -28,13 +28,13 @@ def main() -> None:
         rec = next(r for r in recs if r["attributes"]["category"] == "jacket")
         photo = read_image(data / rec["image"])
     band = (0, 16, 64, 32)
-    tasks = [("text", dict(text="a red T-shirt with a white logo")),
+    modes = [("text", dict(text="a red T-shirt with a white logo")),
              ("text + sketch", dict(text="a green jacket", sketch_from=photo)),
              ("text + partial", dict(text="a grey jacket with a zipper", partial=photo, keep_box=band)),
              ("sketch", dict(sketch_from=photo)),
              ("partial", dict(partial=photo, keep_box=band))]
     rows = []
-    for i, (title, kw) in enumerate(tasks):
+    for i, (title, kw) in enumerate(modes):
         cond = prepare(g, **kw)
         rows.append(Row(title, cond.text, cond.sketch, cond.partial, generate_from(g, cond, 4, args.seed + i)))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -109,3 +109,17 @@ def test_the_walker_sees_a_forbidden_import(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
     mods = _modules()
     assert _imports("armani.models.bad", fake, mods) == {"armani.train.loop"}
+
+
+def test_benchmarks_and_scripts_import():
+    """The scripts outside the package name modules that exist (a moved module breaks them
+    silently otherwise)."""
+    import importlib.util
+    files = sorted((REPO / "benchmarks").glob("*.py")) + sorted((REPO / "scripts").glob("*.py"))
+    assert len(files) >= 9
+    if importlib.util.find_spec("transformers") is None:  # check_clip.py compares with Hugging Face's CLIP
+        files = [f for f in files if f.name != "check_clip.py"]
+    for f in files:
+        spec = importlib.util.spec_from_file_location(f"_script_{f.stem}", f)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)  # definitions only: each runs its work under __main__

@@ -15,7 +15,7 @@ def add_quickstart(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     q.add_argument("--profile", choices=("default", "tiny"), default="default",
-                   help="stage budgets: default (about 20 min on a 2-core CPU) or tiny (a smoke test)")
+                   help="stage budgets: default (12 to 15 min on a 2-core CPU) or tiny (a smoke test)")
     q.set_defaults(func=cmd_quickstart)
 
 

@@ -143,6 +143,8 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device | Non
 
 def _load_pipeline(path: Path, device) -> Generator:
     image, sketch, meta = pipeline_tokenizers(path, device)
+    if not meta["components"].get("transformer"):
+        raise UserError(f"{path / PIPELINE_FILE}: names no transformer, so it cannot generate")
     transformer = load_bundle(component_dir(path, meta["components"]["transformer"]), "transformer", device).model
     sampling = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **meta.get("sampling", {})})
     return Generator(transformer, image, sketch, image.tokenizer, sampling, path, meta)

@@ -1,14 +1,14 @@
 """`armani quickstart`: the whole pipeline on the embedded SynthFashion data.
 
 SynthFashion -> segmenter -> MaskCLIP -> stage 1 (cross-modal VQGAN) and the sketch
-tokenizer -> tokens -> stage 2 (cross-modal Transformer) -> evaluation -> generation for the
-five tasks of the paper -> `report.html`, `summary.json` (seconds per stage, metrics) and the
+tokenizer -> tokens -> stage 2 (cross-modal Transformer) -> evaluation -> generation in the
+five modes of the paper -> `report.html`, `summary.json` (seconds per stage, metrics) and the
 model bundle in `model/` (usable with `armani generate --model DIR/model`).
 
 Each stage leaves its time in `summary.json` when it ends, so a re-run skips finished
 stages; an interrupted training stage resumes from its last checkpoint. `--fresh` starts
 over. The stage budgets (the `default` profile) are the CPU presets cut short so that the
-whole run fits in about 12 minutes on a 2-core CPU, most of it spent on stage 1, whose
+whole run takes 12 to 15 minutes on a 2-core CPU, most of it spent on stage 1, whose
 colours need the steps; every stage is bound by its steps, and its time cap (at least
 twice its time here) only guards against a much slower machine: a stage stopped by its cap is
 flagged in `summary.json` (`capped`), `report.html` and the last lines printed. Each
