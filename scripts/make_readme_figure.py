@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 import armani
-from armani.formats.images import read_image
 from armani.data.make_synth import write_synth
+from armani.formats.images import read_image
 from armani.inference.pipeline import generate_from, prepare
 from armani.report.sheet import Row, render, save_png
 
