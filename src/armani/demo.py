@@ -148,8 +148,6 @@ def _gradio():
 def build_demo(model: str | os.PathLike | Generator | None = None, device: str | None = None):
     """The Gradio Blocks app (not launched)."""
     gr = _gradio()
-    import torch
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     g = model if isinstance(model, Generator) else load(model, device)
     s = g.sampling
     brush = gr.Brush(default_size=8, colors=["#000000"], color_mode="fixed")

@@ -173,9 +173,9 @@ def cmd_eval_judge(args) -> int:
 
 
 def cmd_eval_generate(args) -> int:
-    from ..eval.generation import METRICS, default_device, evaluate_generation
+    from ..eval.generation import METRICS, evaluate_generation
     from ..progress import bar
-    g = load_sampled(args, default_device())
+    g = load_sampled(args)
     html_path = args.html or (args.json.with_suffix(".html") if args.json else Path("eval_generate.html"))
     with bar(None, f"generate {args.mode}", "img", args.quiet) as pb:
         rep = evaluate_generation(g, args.data, args.mode, args.split, args.n, args.samples, args.seed,

@@ -203,15 +203,12 @@ def score_images(images: np.ndarray, prompts: list[Prompt], samples: int, *, jud
     return res
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_scorers(judge=None, maskclip=None, segmenter=None, inception=None, clip=None, data=None,
                  device=None) -> tuple[dict, dict]:
     """The scoring networks that can be had, and a reason for each that cannot (on the GPU
     when there is one, unless `device` says otherwise)."""
-    device = device or default_device()
+    from ..inference.pipeline import resolve_device
+    device = str(resolve_device(device))
     from .foreign import ClipScorer, Inception, Unavailable
     from .judge import Judge, evaluate_judge
     sc: dict = {}
@@ -253,8 +250,8 @@ def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", spli
                         samples: int = 1, seed: int = 0, judge=None, maskclip=None, segmenter=None, inception=None,
                         clip=None, scorers: tuple[dict, dict] | None = None, html_path=None, progress=None,
                         device=None) -> dict:
-    from ..inference.pipeline import load
-    device = device or default_device()
+    from ..inference.pipeline import load, resolve_device
+    device = str(resolve_device(device))
     g = model if not isinstance(model, (str, os.PathLike)) else load(model, device)
     prompts = load_prompts(data, split, n, g.image_size)
     if scorers is None:

@@ -192,12 +192,12 @@ class _Experiment:
                                           **logged_means(run, ("semantic_grad_share", "semantic_grad_cos"))}
 
     def evaluate(self, variant: str) -> None:
-        from ..eval.generation import default_device, evaluate_generation, load_scorers
+        from ..eval.generation import evaluate_generation, load_scorers
         from ..inference.pipeline import load
         if not self.scorers:
             self.scorers["s"] = load_scorers(self.runs / "judge", self.runs / "maskclip", self.runs / "segmenter",
                                              self.cfg.inception, self.cfg.clip, self.data)
-        g = load(self.runs / f"transformer-{variant}", default_device())
+        g = load(self.runs / f"transformer-{variant}")  # on the GPU when there is one
         res = {}
         for mode, split in [(m, "val") for m in EVAL_MODES] + [("text", "test_holdout")]:
             key = mode if split == "val" else "holdout"
