@@ -123,3 +123,12 @@ def test_benchmarks_and_scripts_import():
         spec = importlib.util.spec_from_file_location(f"_script_{f.stem}", f)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)  # definitions only: each runs its work under __main__
+
+
+def test_the_command_line_starts_without_torch():
+    """`armani --help` and the parser load no torch (it takes seconds to import): every
+    command imports what it needs when it runs."""
+    code = "import sys, armani.cli\narmani.cli.build_parser()\nprint('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

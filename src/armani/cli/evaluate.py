@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..inference.pipeline import MODES
+from ..inference.modes import MODES
 from .common import load_sampled, positive, sampling_args, write_json
 
 

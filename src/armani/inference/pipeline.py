@@ -51,10 +51,9 @@ from ..formats.bundle import (
 from ..formats.images import BadFile, read_image_strict
 from ..models.transformer import CrossModalTransformer
 from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer, pipeline_tokenizers
+from .modes import MODES, chest_band
 from .sampling import SamplingConfig, sample_tokens
 
-# The generation modes of the paper: which conditions a sample is drawn from.
-MODES = ("text", "text+sketch", "text+partial", "sketch", "partial")
 # A pipeline folder's components and the bundle kind of each. The sketch tokenizer is a VQ
 # autoencoder like stage 1 (bundle kind "vqgan") in the role "sketch-vq".
 COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch-vq": "vqgan", "maskclip": "maskclip",
@@ -345,12 +344,6 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
 
 
 @torch.no_grad()
-def chest_band(size: int) -> tuple[int, int, int, int]:
-    """The box (x0, y0, x1, y1) of a band across the chest: a quarter of a size x size image, as
-    the partial images of training keep about a quarter of the token grid."""
-    return (0, size // 4, size, size // 2)
-
-
 def prepare_mode(g: Generator, mode: str, caption: str | None = None, photo: np.ndarray | None = None) -> Conditions:
     """The conditions of generation mode `mode` (see MODES) for a garment photo and its caption:
     the caption (text modes), the photo's edges (sketch modes), the photo with the chest band

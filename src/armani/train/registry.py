@@ -14,10 +14,13 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config import TrainConfig
 from ..errors import UserError
-from .loop import Task
+
+if TYPE_CHECKING:  # the command line reads TASKS at start-up: no torch until a task is made
+    from ..config import TrainConfig
+    from .loop import Task
 
 
 @dataclass(frozen=True)
