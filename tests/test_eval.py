@@ -243,47 +243,56 @@ def micro(tmp_path_factory):
 
 @pytest.mark.slow
 def test_experiment_micro_end_to_end(micro):
-    from armani.recipes.experiment import EVAL_MODES, VARIANTS
+    from armani.recipes.experiment import EVAL_MODES, PRESETS
     out, summary = micro
-    assert set(summary["results"]) == set(VARIANTS)
-    for v, res in summary["results"].items():
-        assert set(res) == set(EVAL_MODES) | {"holdout"}
-        for r in res.values():
-            assert r["fid"] is None and "Inception" in r["unavailable"]["fid"]
-            assert r["clipscore"] is None and "CLIP" in r["unavailable"]["clipscore"]
-            assert r["maskclip_score"] is not None and 0 <= r["maskclip_score"] <= 100
-            lo, hi = r["ci95"]["maskclip_score"]
-            assert lo <= r["maskclip_score"] <= hi
-            assert r["prompts"] == 4 or (r["split"] == "test_holdout" and 1 <= r["prompts"] <= 4)
-        assert "holdout_part_accuracy" in res["holdout"] and "holdout_pairs" in res["holdout"]
+    preset = PRESETS["micro"]
+    arms = preset["arms"]
+    res = json.loads((out / "results.json").read_text())
+    assert set(arms) <= set(res) and res["equal_steps"] is True
+    scored = res["judge"]["scored_parts"]
+    assert scored and res["judge"]["part_gate"] == preset["part_gate"]
+    for v in arms:
+        r = res[v]
+        assert r["seeds"] == [0, 1, 2] and len(r["steps"]) == 3
+        pc = r["part_control"]
+        assert set(pc) - {"mean"} <= set(scored) and "mean" in pc
+        for d in pc.values():
+            assert -1 <= d["effect"] <= 1 and d["ci95"][0] <= d["effect"] + 1e-9 <= d["ci95"][1] + 2e-9
+        assert {"category", "color", "pattern"} & set(r["attributes"])
+        assert "mean" in r["likelihood_gap"] and r["stage1"]["judge_ceiling"]["parts"]
+        if v != "dalle":
+            assert set(r["vs_baseline"]) == {"part_control", "holdout", "likelihood_gap", "attributes"}
+        assert set(r["modes"]) == set(EVAL_MODES) | {"holdout"}
+        for m in r["modes"].values():
+            assert m["fid"] is None and "Inception" in m["unavailable"]["fid"]
+            assert m["maskclip_score"] is not None and 0 <= m["maskclip_score"] <= 100
+    # Every seed's raw record: the same pairs in every arm and seed (what makes the bootstrap paired).
+    recs = [json.loads((out / "part_control" / f"{v}-s{k}.json").read_text()) for v in arms for k in range(3)]
+    assert all(r["pairs"] == recs[0]["pairs"] for r in recs) and recs[0]["pairs"]
+    assert any(p["holdout"] for p in recs[0]["pairs"]) and not all(p["holdout"] for p in recs[0]["pairs"])
     # The stage-1 variants differ where the ablations say.
     cfgs = {p.stem: json.loads(p.read_text()) for p in (out / "configs").glob("*.json")}
     assert cfgs["vqgan-plain"]["model"]["fusion"] == "none" and cfgs["vqgan-plain"]["loss"]["lambda2"] == 0
-    assert cfgs["vqgan-fusion-nosem"]["model"]["fusion"] == "maskclip"
     assert cfgs["transformer-dalle"]["loss"]["semantic_every"] == 0
     assert cfgs["transformer-no_sem2"]["loss"]["semantic_every"] == 0
     assert cfgs["transformer-armani"]["loss"]["semantic_every"] == 1
     assert cfgs["transformer-dalle"]["model"]["text_encoder"] == "learned"
-    assert cfgs["transformer-maskclip_text"]["model"]["text_encoder"] == "maskclip"
     assert "text_encoder" not in cfgs["transformer-armani"].get("model", {})  # the preset's: learned embeddings
     # The probes: fusion's code change where there is fusion, gradient shares where a semantic loss ran.
     p1, p2 = summary["probes"]["stage1"], summary["probes"]["stage2"]
     assert 0 <= p1["fusion"]["text_code_change"] <= 1 and p1["plain"]["text_code_change"] is None
-    assert "semantic_grad_share" in p1["fusion"] and "semantic_grad_share" not in p1["fusion-nosem"]
-    assert set(p2) == set(VARIANTS) and all(r["nll_none"] > 0 and r["nll_caption"] > 0 for r in p2.values())
-    assert "semantic_grad_share" in p2["armani"] and "semantic_grad_share" not in p2["no_sem2"]
+    assert "semantic_grad_share" in p1["fusion"]
+    assert set(p2) == set(arms) and all(r["nll_none"] > 0 for v in p2.values() for r in v.values())
+    assert "semantic_grad_share" in p2["armani"]["0"] and "semantic_grad_share" not in p2["no_sem2"]["0"]
     table = (out / "table.md").read_text()
-    assert "| ARMANI |" in table and "DALL-E" in table and "bootstrap" in table
-    rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
-    assert len(rows) == 3 + len(VARIANTS)  # header, rule, real images, one per variant
-    assert "FID" not in rows[0] and "text+partial MaskCLIP" in rows[0]  # unavailable everywhere: no column
-    assert "- fid: no Inception" in table
+    assert "## Part control" in table and "| ARMANI | 2/2/2 |" in table and "minus baseline" in table
+    assert "bootstrap" in table and "- fid: no Inception" in table
     assert (out / "samples" / "armani_text.html").is_file()
 
 
 @pytest.mark.slow
 def test_experiment_resumes_without_retraining(micro):
-    from armani.recipes.experiment import ExperimentConfig, run_experiment
+    from armani.recipes.experiment import PRESETS, ExperimentConfig, run_experiment
     out, summary = micro
     before = (out / "summary.json").read_text()
     seen = []
@@ -296,8 +305,9 @@ def test_experiment_resumes_without_retraining(micro):
     seen.clear()
     again = run_experiment(ExperimentConfig(out, "micro", quiet=True, prompts=2), log=seen.append)
     ran = [s for s in seen if "done already" not in s]
-    assert all(s.startswith("[eval-") for s in ran) and len(ran) == 2 * len(again["results"])
-    assert again["results"]["armani"]["text"]["prompts"] == 2
+    arms, seeds = PRESETS["micro"]["arms"], PRESETS["micro"]["seeds"]
+    assert all(s.startswith("[eval-") for s in ran) and len(ran) == 2 * len(arms) * seeds
+    assert again["results"]["armani"]["modes"]["text"]["prompts"] == 2
 
 
 @pytest.mark.slow
@@ -306,7 +316,7 @@ def test_eval_generate_cli_writes_every_metric(micro, tmp_path, capsys):
     from armani.eval.generation import METRICS
     out, _ = micro
     js = tmp_path / "gen.json"
-    assert main(["-q", "eval", "generate", "--model", str(out / "runs" / "transformer-armani"), "--data",
+    assert main(["-q", "eval", "generate", "--model", str(out / "runs" / "transformer-armani-s0"), "--data",
                  str(out / "data"), "--task", "text+partial", "--n", "3", "--samples", "2",
                  "--judge", str(out / "runs" / "judge"), "--json", str(js)]) == 0
     rep = json.loads(js.read_text())
@@ -326,10 +336,10 @@ def test_eval_compare_writes_a_questionnaire(micro, tmp_path):
     out, _ = micro
     page = tmp_path / "q.html"
     runs = out / "runs"
-    assert main(["-q", "eval", "compare", str(runs / "transformer-armani"), str(runs / "transformer-dalle"),
+    assert main(["-q", "eval", "compare", str(runs / "transformer-armani-s0"), str(runs / "transformer-dalle-s0"),
                  "--data", str(out / "data"), "--n", "3", "--names", "armani,dalle", "--out", str(page)]) == 0
     doc = page.read_text()
     assert doc.count("type=radio") == 6 and '"names": ["armani", "dalle"]' in doc and "tallies.json" in doc
-    assert main(["-q", "eval", "compare", str(runs / "transformer-armani"), "--data", str(out / "data")]) == 2
-    assert main(["-q", "eval", "compare", str(runs / "transformer-armani"), str(runs / "transformer-dalle"),
+    assert main(["-q", "eval", "compare", str(runs / "transformer-armani-s0"), "--data", str(out / "data")]) == 2
+    assert main(["-q", "eval", "compare", str(runs / "transformer-armani-s0"), str(runs / "transformer-dalle-s0"),
                  "--data", str(out / "data"), "--names", "x"]) == 2

@@ -23,12 +23,14 @@ def add_experiment(sub) -> None:
     """`armani experiment paper`: the paper's tables on SynthFashion."""
     xp = sub.add_parser("experiment", help="reproduce the paper's tables on SynthFashion")
     xps = xp.add_subparsers(dest="experiment", required=True, metavar="WHICH")
-    x = xps.add_parser("paper", help="ARMANI, a DALL-E-style baseline and three ablations: Tables 1 and 2")
+    x = xps.add_parser("paper", help="part-level control: ARMANI, a DALL-E-style baseline and ablations, "
+                                     "3 stage-2 seeds each, paired statistics; and the paper's Table 1")
     x.add_argument("--preset", choices=("cpu", "gpu", "micro"), default="cpu",
-                   help="cpu (about an hour on 2 cores), gpu (a lent GPU), micro (a smoke test)")
+                   help="cpu (128 px, under 2 hours on 2 cores), gpu (one lent GPU), micro (a smoke test)")
     x.add_argument("--out", type=Path, default=Path("runs/experiment"))
     x.add_argument("--seed", type=int, default=0)
-    x.add_argument("--prompts", type=positive, default=None, help="prompts per task (default: the preset's)")
+    x.add_argument("--prompts", type=positive, default=None,
+                   help="prompts per generation mode of the paper's table (default: the preset's)")
     x.add_argument("--inception", default=None, help="TorchScript Inception-v3 file (or ARMANI_INCEPTION)")
     x.add_argument("--clip", default=None, help="Hugging Face CLIP folder (or ARMANI_CLIP)")
     x.add_argument("--fresh", action="store_true", help="start over instead of resuming")

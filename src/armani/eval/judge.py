@@ -25,6 +25,7 @@ from ..formats.bundle import load_bundle
 from ..formats.images import read_image, read_mask
 
 TRUST = 0.95  # least accuracy on real images for an attribute to be judged
+PART_GATE = 0.90  # least balanced accuracy on real images for a part to be scored in the part-control test
 _PATTERN_RE = {"striped": re.compile(r"\bstripe"), "dotted": re.compile(r"\bdots?\b|polka"),
                "checked": re.compile(r"\bcheck|plaid")}
 
@@ -90,25 +91,39 @@ def evaluate_judge(path: str | os.PathLike, data: str | os.PathLike, split: str 
         rec = ds.index[i]
         imgs.append(letterbox(read_image(ds.root / rec["image"]), judge.size))
         tg.append(targets(rec, letterbox(read_mask(ds.root / rec["mask"]), judge.size, fill=0, nearest=True)))
-    r = judge.read(np.stack(imgs))
-    acc = {k: float(np.mean(r[k] == np.array([t[k] for t in tg]))) for k in ("category", "color", "pattern")}
-    # The main colour of a striped, dotted or checked garment shares the fabric with a second
-    # colour and is often not the larger one: colour is judged (and measured) on solid garments.
-    solid = np.array([t["pattern"] == PATTERNS.index("solid") for t in tg])
-    acc["color_all"] = acc["color"]
-    colors = np.array([t["color"] for t in tg])
-    acc["color"] = float(np.mean(r["color"][solid] == colors[solid])) if solid.any() else 0.0
-    truth = np.stack([t["parts"] > 0 for t in tg])
-    parts = {}
-    for j, p in enumerate(JUDGE_PARTS):
-        pos, neg = truth[:, j], ~truth[:, j]
-        rec_ = float(r["parts"][pos, j].mean()) if pos.any() else None
-        spec = float((~r["parts"][neg, j]).mean()) if neg.any() else None
-        bal = None if rec_ is None or spec is None else (rec_ + spec) / 2
-        parts[p] = {"recall": rec_, "specificity": spec, "balanced_accuracy": bal, "present": int(pos.sum())}
+    rep = judge_scores(judge.read(np.stack(imgs)), tg)
+    acc, parts = rep["accuracy"], rep["parts"]
     gate = acc["category"] >= TRUST and acc["color"] >= TRUST
     trusted = [k for k in ("category", "color", "pattern") if gate and acc[k] >= TRUST]
     trusted += [f"part:{p}" for p, d in parts.items()
                 if gate and d["balanced_accuracy"] is not None and d["balanced_accuracy"] >= TRUST]
     return {"split": split, "samples": n, "accuracy": acc, "parts": parts, "threshold": TRUST,
-            "usable": gate, "trusted": trusted}
+            "usable": gate, "trusted": trusted, "part_gate": PART_GATE, "scored_parts": scored_parts(parts)}
+
+
+def judge_scores(reading: dict[str, np.ndarray], truth: list[dict]) -> dict:
+    """What the judge read against the truth (`targets` of each image): accuracy per head
+    (colour on solid garments; `color_all` on every garment) and recall, specificity and
+    balanced accuracy per part."""
+    acc = {k: float(np.mean(reading[k] == np.array([t[k] for t in truth]))) for k in ("category", "color", "pattern")}
+    # The main colour of a striped, dotted or checked garment shares the fabric with a second
+    # colour and is often not the larger one: colour is judged (and measured) on solid garments.
+    solid = np.array([t["pattern"] == PATTERNS.index("solid") for t in truth])
+    acc["color_all"] = acc["color"]
+    colors = np.array([t["color"] for t in truth])
+    acc["color"] = float(np.mean(reading["color"][solid] == colors[solid])) if solid.any() else 0.0
+    present = np.stack([t["parts"] > 0 for t in truth])
+    parts = {}
+    for j, p in enumerate(JUDGE_PARTS):
+        pos, neg = present[:, j], ~present[:, j]
+        recall = float(reading["parts"][pos, j].mean()) if pos.any() else None
+        spec = float((~reading["parts"][neg, j]).mean()) if neg.any() else None
+        bal = None if recall is None or spec is None else (recall + spec) / 2
+        parts[p] = {"recall": recall, "specificity": spec, "balanced_accuracy": bal, "present": int(pos.sum())}
+    return {"accuracy": acc, "parts": parts}
+
+
+def scored_parts(parts: dict[str, dict], gate: float = PART_GATE) -> list[str]:
+    """The parts whose balanced accuracy on real images reaches `gate` (the part-control test
+    scores only these)."""
+    return [p for p, d in parts.items() if d.get("balanced_accuracy") is not None and d["balanced_accuracy"] >= gate]

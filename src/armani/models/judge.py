@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.vocab import CATEGORIES, COLORS, JUDGE_PARTS, PATTERNS
@@ -20,6 +21,11 @@ class JudgeConfig:
     num_patterns: int = len(PATTERNS)
     num_parts: int = len(JUDGE_PARTS)
     dropout: float = 0.1
+    # "level": the part map reads the stride-4 level alone; "pyramid": that level plus every
+    # deeper one upsampled to it (a wider view for small parts: a logo or a button is told
+    # from a pocket by where on the garment it sits).
+    part_map: str = "level"
+    pyramid_width: int = 64
 
 
 class AttributeJudge(nn.Module):
@@ -46,7 +52,15 @@ class AttributeJudge(nn.Module):
         # Parts: a map of part logits on the stride-4 level (a button is still a cell or two
         # there), trained against the mask; a part is present where its map peaks above 0.
         self.map_level = min(1, len(self.levels) - 1)
-        self.part_map = nn.Conv2d(cfg.channels[1 + self.map_level] + d, cfg.num_parts, 1)
+        cmap = cfg.channels[1 + self.map_level]
+        if cfg.part_map == "pyramid":
+            w = cfg.pyramid_width
+            self.lateral = nn.ModuleList(nn.Conv2d(c, w, 1) for c in cfg.channels[1 + self.map_level:])
+            self.smooth = nn.Sequential(*conv(w, w, 1))
+            cmap = w
+        elif cfg.part_map != "level":
+            raise ValueError(f"part_map must be 'level' or 'pyramid', not {cfg.part_map!r}")
+        self.part_map = nn.Conv2d(cmap + d, cfg.num_parts, 1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Images (B, 3, S, S) in [-1, 1] -> logits per head; `parts` (B, P) are independent
@@ -57,6 +71,11 @@ class AttributeJudge(nn.Module):
             feats.append(h)
         g = self.drop(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))
         f = feats[self.map_level]
+        if self.cfg.part_map == "pyramid":
+            size = f.shape[-2:]
+            f = sum(F.interpolate(lat(h), size=size, mode="bilinear", align_corners=False) if k else lat(h)
+                    for k, (lat, h) in enumerate(zip(self.lateral, feats[self.map_level:])))
+            f = self.smooth(f)
         pmap = self.part_map(torch.cat([f, g[:, :, None, None].expand(-1, -1, *f.shape[-2:])], 1))
         return {"category": self.category(g), "color": self.color(g), "pattern": self.pattern(g),
                 "part_map": pmap, "parts": pmap.amax((2, 3))}
