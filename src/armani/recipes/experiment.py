@@ -314,7 +314,6 @@ class _Experiment:
         all_steps = {s for v in self.arms for s in self.results[v]["steps"]}
         self.results["equal_steps"] = len(all_steps) == 1
 
-
     def _ceilings(self) -> None:
         """Each stage-1 model's ceiling (the judge on its reconstructions), kept in the probes
         with the judge's checksum and computed again for another judge."""
