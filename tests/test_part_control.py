@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from armani.data.part_prompts import OPTIONAL_PARTS, prompt_pair, set_part
+from armani.data.part_prompts import OPTIONAL_PARTS, prompt_pair, with_part
 from armani.data.synth import make_sample
 from armani.data.vocab import CATEGORIES, JUDGE_PARTS, parts_named
 from armani.eval.part_control import arm_summary, paired_summary, summarise, two_way_bootstrap
@@ -43,7 +43,7 @@ def test_a_part_the_garment_has_keeps_its_own_words():
         if a["zipper"] and "zipper" in OPTIONAL_PARTS[a["category"]]:
             named, _ = prompt_pair(a, s["parts"], "zipper", seed=i)
             assert a["zipper_color"] in named  # its own colour, not a stand-in
-            assert set_part(a, s["parts"], "zipper", True)[0] == a
+            assert with_part(a, s["parts"], "zipper")[0] == a
             return
     pytest.fail("no garment with a zip in 200 samples")
 

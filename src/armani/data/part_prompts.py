@@ -3,8 +3,8 @@ once not, the same otherwise.
 
 `optional_parts(category)` are the parts SynthFashion draws on some garments of a category and
 not on others (a shirt always has sleeves, so naming them says nothing; a dress may or may
-not). `set_part` turns a part on or off in a garment's attributes, together with what the
-renderer never draws beside it (a hood replaces the collar; a top closes with a zip or
+not). `with_part` adds a part to a garment's attributes and takes out what the renderer
+never draws beside it (a hood replaces the collar; a top closes with a zip or
 buttons, not both), and `prompt_pair` writes the two captions from one set of phrases.
 """
 from __future__ import annotations
@@ -54,65 +54,50 @@ def _other(color: str, options: tuple[str, ...]) -> str:
     return next(c for c in options if c != color)
 
 
-def set_part(a: dict, parts: list[str], part: str, on: bool) -> tuple[dict[str, Any], list[str]]:
-    """A copy of attributes `a` and present labels `parts` with `part` turned on or off (and
-    the parts that cannot go with it off)."""
+def with_part(a: dict, parts: list[str], part: str) -> tuple[dict[str, Any], list[str]]:
+    """A copy of attributes `a` and present labels `parts` with `part` added (and the parts
+    that cannot go with it taken out); a part the garment has is kept as it is."""
     a, present = dict(a), set(parts)
     cat = a["category"]
-    if on == (part in present):  # as it is: keep its own colour, count, kind
+    if part in present:  # keep its own colour, count, kind
         return a, sorted(present)
-
-    def drop(*labels: str) -> None:
-        present.difference_update(labels)
-
     if part == "sleeve":
-        a["sleeve"] = ("short" if "short" in _SPECS[cat].get("sleeve", {}) else "long") if on else "none"
-        if not on:
-            a["cuffs"], a["cuff_color"] = False, None
-            drop("cuff")
+        a["sleeve"] = "short" if "short" in _SPECS[cat].get("sleeve", {}) else "long"
     elif part == "collar":
-        a["collar"] = next(k for k in _SPECS[cat].get("collar", {}) if k != "none") if on else "none"
-        if on:
-            a["hood"], a["lapel"] = False, False
-            drop("hood", "lapel")
+        a["collar"] = next(k for k in _SPECS[cat].get("collar", {}) if k != "none")
+        a["hood"], a["lapel"] = False, False
+        present -= {"hood", "lapel"}
     elif part in ("lapel", "hood"):
-        a[part] = on
-        if on:
-            a["collar"] = "none"
-            other = "hood" if part == "lapel" else "lapel"
-            a[other] = False
-            drop("collar", other)
+        other = "hood" if part == "lapel" else "lapel"
+        a[part], a[other], a["collar"] = True, False, "none"
+        present -= {"collar", other}
     elif part == "cuff":
-        a["cuffs"], a["cuff_color"] = on, (a["color"] if on else None)
-        if on and a["sleeve"] != "long":
+        a["cuffs"], a["cuff_color"] = True, a["color"]
+        if a["sleeve"] != "long":
             a["sleeve"] = "long"
             present.add("sleeve")
     elif part == "button":
         _, lo, hi = _SPECS[cat].get("buttons", (0, 1, 1))
-        a["buttons"], a["button_color"] = ((lo + hi) // 2, _other(a["color"], ("white", "black"))) if on else (0, None)
-        if on and cat not in BOTTOMS:
+        a["buttons"], a["button_color"] = (lo + hi) // 2, _other(a["color"], ("white", "black"))
+        if cat not in BOTTOMS:
             a["zipper"], a["zipper_color"] = False, None
-            drop("zipper")
+            present.discard("zipper")
     elif part == "zipper":
-        a["zipper"], a["zipper_color"] = (True, "silver") if on else (False, None)
-        if on and cat not in BOTTOMS:
+        a["zipper"], a["zipper_color"] = True, "silver"
+        if cat not in BOTTOMS:
             a["buttons"], a["button_color"] = 0, None
-            drop("button")
+            present.discard("button")
     elif part == "pocket":
-        a["pockets"] = max(_SPECS[cat].get("pockets", {1: 1})) if on else 0
+        a["pockets"] = max(_SPECS[cat].get("pockets", {1: 1}))
     elif part == "waistband":
-        a["belt"], a["belt_color"], a["waistband"] = (True, _other(a["color"], tuple(COLORS)), True) if on \
-            else (False, None, cat in BOTTOMS)
+        a["belt"], a["belt_color"], a["waistband"] = True, _other(a["color"], tuple(COLORS)), True
     elif part == "logo":
-        a["logo"], a["logo_color"] = (True, _other(a["color"], ("white", "black"))) if on else (False, None)
+        a["logo"], a["logo_color"] = True, _other(a["color"], ("white", "black"))
     elif part == "hem":
-        a["hem"] = on
+        a["hem"] = True
     else:
         raise ValueError(f"not a judged part: {part!r}")
-    if on:
-        present.add(part)
-    else:
-        present.discard(part)
+    present.add(part)
     return a, sorted(present)
 
 
@@ -120,12 +105,12 @@ def prompt_pair(a: dict, parts: list[str], part: str, seed: int = 0) -> tuple[st
     """(caption naming `part`, caption not naming it) for the garment with attributes `a` and
     present labels `parts`: the detailed caption of the garment with the part, and the same
     caption with the part's phrase taken out."""
-    with_part, present = set_part(a, parts, part, True)
+    garment, present = with_part(a, parts, part)
     rng = np.random.default_rng(seed)
-    phrases = part_phrases(with_part, present, rng)
-    adj, after = _color_phrase(with_part, rng)
+    phrases = part_phrases(garment, present, rng)
+    adj, after = _color_phrase(garment, rng)
     noun = next(n for n in NOUNS[a["category"]] if not parts_named(n) - {"skirt"})
-    head = _np(adj, _length_adj(with_part) + noun, np.random.default_rng(seed))
+    head = _np(adj, _length_adj(garment) + noun, np.random.default_rng(seed))
 
     def caption(keys: list[str]) -> str:
         extras = ([after] if after else []) + [phrases[k] for k in keys]

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from ..data.part_prompts import OPTIONAL_PARTS, prompt_pair
+from ..data.synth import present_parts
 from ..data.vocab import JUDGE_PARTS
 from ..formats.dataset import Index
 from ..formats.images import read_mask
-from ..labels import LABELS
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,7 @@ def part_pairs(data: str | os.PathLike, split: str = "val", per_part: int = 16,
         rec = idx[i]
         a = rec["attributes"]
         cat = a.get("category")
-        labels = np.unique(read_mask(Path(data) / rec["mask"]))
-        parts = [LABELS[k] for k in labels.tolist() if k != 0]
+        parts = present_parts(read_mask(Path(data) / rec["mask"]))
         for p in OPTIONAL_PARTS.get(cat, ()):
             key = (cat, p) if (cat, p) in held else p
             if count.get(key, 0) >= per_part or (need_part and p not in parts):

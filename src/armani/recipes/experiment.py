@@ -176,6 +176,7 @@ class _Experiment:
         self.probes = self.summary.setdefault("probes", {"stage1": {}, "stage2": {}})
         self.n_prompts = cfg.prompts or self.preset["prompts"]
         self.scorers: dict = {}
+        self.pairs: tuple[list, list] | None = None  # the prompt pairs, made once (`_pairs`)
         # Other evaluation settings (more prompts, an Inception or CLIP file) re-run only the evaluation.
         evaluation = {"prompts": self.n_prompts, "inception": cfg.inception or os.environ.get(INCEPTION_ENV),
                       "clip": cfg.clip or os.environ.get(CLIP_ENV)}
@@ -255,19 +256,17 @@ class _Experiment:
     def evaluate(self, variant: str, k: int) -> None:
         """The part-control test and the likelihood gap of one arm's seed-k Transformer (and for
         seed 0, the paper's table of the preset's generation modes)."""
-        from ..eval.generation import evaluate_generation, holdout_parts
+        from ..eval.generation import evaluate_generation
         from ..eval.judge import Judge
-        from ..eval.part_control import judge_pairs, likelihood_gap, part_pairs
+        from ..eval.part_control import judge_pairs, likelihood_gap
         from ..inference.pipeline import load
         sc = self._scorers()
         g = load(self.runs / _seed_run(variant, k))  # on the GPU when there is one
         judge = sc["s"][0]["judge"] if "judge" in sc["s"][0] else Judge(self.runs / "judge", g.device)
-        per = self.preset["pairs_per_part"]
-        pairs = part_pairs(self.data, "val", per, holdout_parts(self.data), seed=self.cfg.seed)
+        pairs, gap_pairs = self._pairs()
         with bar(len(pairs) * 2 * self.preset["samples"], f"part control {variant} s{k}", "img",
                  self.cfg.quiet) as pb:
             r = judge_pairs(g, judge, pairs, self.preset["samples"], self.cfg.seed, progress=pb.update)
-        gap_pairs = [p for p in part_pairs(self.data, "val", per, None, need_part=True, seed=self.cfg.seed)]
         s1 = VARIANTS[variant][1]
         gap = likelihood_gap(g, self.out / "tokens" / s1, gap_pairs)
         rec = {"pairs": [{"part": p.part, "category": p.category, "holdout": p.holdout, "has_part": p.has_part,
@@ -284,6 +283,17 @@ class _Experiment:
                     g, self.data, mode, split, self.n_prompts, self.preset["mode_samples"], self.cfg.seed,
                     scorers=sc["s"], html_path=self.out / "samples" / f"{variant}_{key.replace('+', '_')}.html")
             write_json(self.out / "part_control" / f"{variant}-modes.json", res)
+
+    def _pairs(self) -> tuple[list, list]:
+        """The prompt pairs of the part-control test and of the likelihood gap: the same for
+        every arm and seed (what makes the comparisons paired), so made once."""
+        from ..eval.generation import holdout_parts
+        from ..eval.part_control import part_pairs
+        if self.pairs is None:
+            per, seed = self.preset["pairs_per_part"], self.cfg.seed
+            self.pairs = (part_pairs(self.data, "val", per, holdout_parts(self.data), seed=seed),
+                          part_pairs(self.data, "val", per, None, need_part=True, seed=seed))
+        return self.pairs
 
     def collect(self) -> None:
         """results.json: per arm, the part-control effects over its seeds with intervals, the
