@@ -154,8 +154,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     x.collect()
     x.runner.save()
     (x.out / "results.json").write_text(json.dumps(x.results, indent=2) + "\n")
-    (x.out / "table.md").write_text(part_table(x.results, x.preset) + "\n" + table(x.summary, x.n_prompts,
-                                                                                     x.preset["mode_samples"]))
+    (x.out / "table.md").write_text(part_table(x.results) + "\n" + table(x.summary, x.n_prompts,
+                                                                          x.preset["mode_samples"]))
     return x.summary
 
 
@@ -369,7 +369,7 @@ def _ci(d: dict | None, pct: bool = True) -> str:
     return _fmt(d.get("effect"), d.get("ci95"), pct=pct)
 
 
-def part_table(results: dict, preset: dict) -> str:
+def part_table(results: dict) -> str:
     """Markdown: the part-control test (the primary table), the arms' differences to the
     baseline, the hold-out, and the judge's gate."""
     arms = [v for v in VARIANTS if v in results]
