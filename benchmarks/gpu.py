@@ -12,7 +12,9 @@ image tokens (834 positions with the separators), 1,024 image codes; random weig
   attention matmuls (12 x layers x width x positions^2 per sample), over the GPU's bf16
   dense peak (`--peak-tflops`, 989 for an H100 SXM).
 - Sampling: `sample_tokens` with the key-value cache, top-k 100, batches of 16, 64 and 256
-  (`--small`: 2 and 4), unguided and with guidance 3.
+  (`--small`: 2 and 4), unguided and with guidance 3; each decoded eagerly through the
+  growing cache ("cache") and with the static step captured in a CUDA graph ("graph";
+  `--small`: the static step uncaptured).
 
 The figures go to the results page with the card that made them; nothing here asserts a
 speed.
@@ -95,22 +97,22 @@ def train_step_rate(cfg, device, batch: int, steps: int, compiled: bool, dtype) 
     return out
 
 
-def sampling_rate(cfg, device, batch: int, guidance: float, dtype) -> dict:
+def sampling_rate(cfg, device, batch: int, guidance: float, dtype, decode: str) -> dict:
     torch.manual_seed(0)
     model = CrossModalTransformer(cfg).to(device).eval()
     text, sketch, partial, _ = batch_of(cfg, batch, device)
     sc = SamplingConfig(top_k=min(100, cfg.image_codes), guidance=guidance)
     gen = torch.Generator(device=device).manual_seed(0)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-        sample_tokens(model, text[:2], sketch[:2], partial[:2], sc, gen)  # warm-up
+        sample_tokens(model, text[:2], sketch[:2], partial[:2], sc, gen, decode=decode)  # warm-up
         sync(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        sample_tokens(model, text, sketch, partial, sc, gen)
+        sample_tokens(model, text, sketch, partial, sc, gen, decode=decode)
         sync(device)
     dt = time.perf_counter() - t0
-    out = {"batch": batch, "guidance": guidance, "seconds": round(dt, 3), "images_per_s": round(batch / dt, 2),
+    out = {"batch": batch, "guidance": guidance, "decode": decode, "seconds": round(dt, 3), "images_per_s": round(batch / dt, 2),
            "tokens_per_s": round(batch * cfg.image_len / dt, 1)}
     if device.type == "cuda":
         out["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
@@ -143,12 +145,16 @@ def main() -> None:
         report["train"][name] = r
         print(f"train {name:8s} batch {batch}: {r['samples_per_s']:8.1f} samples/s, {r['tflops_per_s']:7.2f} "
               f"TFLOP/s" + (f", MFU {r['mfu']:.1%}" if "mfu" in r else "") + f" (first step {r['first_step_s']} s)")
+    # Eager decoding through the growing cache beside the captured (CUDA graph) static step;
+    # on the CPU the static step runs uncaptured.
+    modes = ("cache", "static") if device.type == "cpu" else ("cache", "graph")
     for b in ((2, 4) if device.type == "cpu" else (16, 64, 256)):
         for guidance in (1.0, 3.0):
-            r = sampling_rate(cfg, device, b, guidance, dtype)
-            report["sampling"].append(r)
-            print(f"sample batch {b:3d} guidance {guidance:g}: {r['images_per_s']:8.2f} images/s "
-                  f"({r['tokens_per_s']:.0f} tokens/s)")
+            for decode in modes:
+                r = sampling_rate(cfg, device, b, guidance, dtype, decode)
+                report["sampling"].append(r)
+                print(f"sample batch {b:3d} guidance {guidance:g} {decode:6s}: {r['images_per_s']:8.2f} images/s "
+                      f"({r['tokens_per_s']:.0f} tokens/s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

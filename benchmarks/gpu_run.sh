@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 15's checks on a lent GPU machine, in one run (from the repository root; JSON and logs
 # go to $OUT). About 8-9 minutes on one H100:
-#   1. the benchmark at paper size (training eager and compiled, cached sampling, memory);
+#   1. the benchmark at paper size (training eager and compiled; cached sampling, eager and
+#      replayed from a CUDA graph; memory);
 #   2. the CPU sampling benchmark's ratio, as a control that the run is sane;
 #   3. the whole test suite on CUDA (the kill-resume, multi-process and generate tests).
 set -uo pipefail

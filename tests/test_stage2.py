@@ -113,6 +113,50 @@ def test_cached_and_uncached_sampling_agree():
     assert torch.equal(a, b)
 
 
+def test_static_decode_step_matches_the_growing_cache():
+    """`step_static` (fixed shapes, the position a tensor, the whole cache masked) gives the
+    logits of `step` at every position, and sampling with it draws the same tokens, greedy,
+    sampled and guided; the decode mode a CUDA graph captures is this step."""
+    m = _model().double()
+    text, sketch, partial, image = _conds(b=3)
+    a, b = m.new_cache(3), m.new_cache(3)
+    la, lb = m.prefill(text, sketch, partial, a), m.prefill(text, sketch, partial, b)
+    index = torch.zeros(1, dtype=torch.long)
+    for i in range(TINY.image_len - 1):
+        assert torch.allclose(la, lb, atol=1e-12)
+        index.fill_(i)
+        la, lb = m.step(image[:, i], i, a), m.step_static(image[:, i], index, b)
+    assert torch.allclose(la, lb, atol=1e-12)
+    for cfg in (SamplingConfig(temperature=0), SamplingConfig(temperature=1.0, top_k=8),
+                SamplingConfig(temperature=1.0, guidance=3.0)):
+        x = sample_tokens(m, text, sketch, partial, cfg, torch.Generator().manual_seed(2), decode="cache")
+        y = sample_tokens(m, text, sketch, partial, cfg, torch.Generator().manual_seed(2), decode="static")
+        assert torch.equal(x, y)
+
+
+def test_decode_modes():
+    from armani.errors import UserError
+    from armani.inference.sampling import decode_mode
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert decode_mode("auto", cpu) == "cache" and decode_mode("auto", cuda) == "graph"
+    assert decode_mode("static", cpu) == "static"
+    with pytest.raises(UserError, match="CUDA"):
+        decode_mode("graph", cpu)
+    with pytest.raises(UserError, match="decode must be"):
+        decode_mode("fast", cpu)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_graph_captured_decode_matches_the_cache_on_cuda():
+    m = _model().double().cuda()
+    text, sketch, partial, _ = (t.cuda() for t in _conds(b=3))
+    for cfg in (SamplingConfig(temperature=0), SamplingConfig(temperature=1.0, top_k=8, guidance=2.0)):
+        gen = lambda: torch.Generator(device="cuda").manual_seed(4)  # noqa: E731
+        x = sample_tokens(m, text, sketch, partial, cfg, gen(), decode="cache")
+        y = sample_tokens(m, text, sketch, partial, cfg, gen(), decode="graph")
+        assert torch.equal(x, y)
+
+
 def test_guidance_encodes_the_empty_prefix_once_with_the_same_draws():
     """The unconditional rows' all-EMPTY prefix is encoded once per batch and copied into
     their cache rows: the same tokens as encoding it for every row, greedy and sampled."""

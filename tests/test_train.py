@@ -127,16 +127,17 @@ def test_max_minutes_ends_cleanly(tmp_path):
     assert [c.name for c in checkpoints(run)] == ["step-00000001"] and (run / "model" / "model.safetensors").is_file()
 
 
-def _tiny_config(path: Path, steps: int) -> Path:
+def _tiny_config(path: Path, steps: int, **train) -> Path:
     path.write_text(json.dumps({"model": {"image_size": 32, "channels": [4, 8]},
                                 "train": {"max_steps": steps, "batch_size": 4, "lr": 0.01, "warmup_steps": 2,
-                                          "checkpoint_every": 2, "keep_last": 3, "log_every": 1}}))
+                                          "checkpoint_every": 2, "keep_last": 3, "log_every": 1, **train}}))
     return path
 
 
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted(synth_ds, tmp_path):
-    cfg = _tiny_config(tmp_path / "tiny.json", 16)
+    """To the bit, on the CPU and (with `train.deterministic`) on a GPU."""
+    cfg = _tiny_config(tmp_path / "tiny.json", 16, deterministic=True)
     base = ["-q", "train", "segmenter", "--data", str(synth_ds), "--config", str(cfg)]
     assert main(base + ["--out", str(tmp_path / "a")]) == 0
     run = tmp_path / "b"
@@ -243,3 +244,14 @@ def test_compiled_training_saves_a_plain_bundle(tmp_path):
     assert keys == set(ToyModel(ToyConfig()).state_dict()) and not any("_orig_mod" in k for k in keys)
     ck = load_file(str(checkpoints(tmp_path / "c")[-1] / "model.safetensors"))
     assert set(ck) == keys
+
+
+def test_deterministic_kernels_are_set_for_the_run_and_restored():
+    from armani.train.loop import deterministic_kernels
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_kernels(True):
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark and os.environ["CUBLAS_WORKSPACE_CONFIG"]
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    with deterministic_kernels(False):
+        assert not torch.are_deterministic_algorithms_enabled()

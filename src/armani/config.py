@@ -33,13 +33,15 @@ class TrainConfig:
     mixed_precision: str = "auto"  # "no", "bf16", or "auto": bf16 on CUDA, "no" on the CPU
     compile: str = "auto"          # torch.compile the model: "on", "off", or "auto": on CUDA for the
                                    # tasks that gain from it (the Transformer, the VQGAN)
+    deterministic: bool = False    # deterministic CUDA kernels (slower), so that a run resumed after a
+                                   # kill matches an uninterrupted one to the bit on a GPU as on the CPU
     report_to: str = "none"        # "none", "tensorboard" or "wandb": live dashboards (run/logs)
     max_bad_fraction: float = 0.001  # unreadable samples skipped up to this share of the data
     checkpoint_every: int = 200
     keep_last: int = 2
     log_every: int = 10
     seed: int = 0
-    workers: int = 0
+    workers: int = 0                # data loader processes (at most the machine's cores - 1)
     max_text_len: int = 64
 
 

@@ -29,6 +29,9 @@ def add_commands(sub) -> None:
                    "seed and batch size give the same images")
     g.add_argument("--device", default="auto", help="auto (default: CUDA when there is a GPU), cpu or cuda; bf16 "
                    "on CUDA")
+    g.add_argument("--decode", default="auto", choices=("auto", "cache", "graph"),
+                   help="auto (default): each token step replayed from a captured CUDA graph on a GPU, "
+                   "run eagerly on the CPU; cache: always eager; graph: always captured (CUDA only)")
     g.add_argument("--seed", type=int, default=None, help="the same seed gives the same images")
     sampling_args(g)
     g.add_argument("--out", type=Path, default=Path("generated"))
@@ -97,7 +100,7 @@ def cmd_generate(args) -> int:
     shown, start = [], 0
     with bar(args.n, "generate", "img", args.quiet or args.n <= args.batch_size) as pb:
         # The first batch uses the seed itself: --n 40 begins with the images of --n 16.
-        for images in generate_batches(g, cond, args.n, seed, cfg, args.batch_size):
+        for images in generate_batches(g, cond, args.n, seed, cfg, args.batch_size, args.decode):
             for i, im in enumerate(images, start):
                 save_png(im, args.out / f"sample-{i:0{max(2, len(str(args.n - 1)))}d}.png")
             shown += list(images[:max(0, SHEET_MAX - len(shown))])
@@ -108,7 +111,7 @@ def cmd_generate(args) -> int:
               "sketch_from": str(args.sketch_from) if args.sketch_from else None,
               "partial": str(args.partial) if args.partial else None, "keep_box": args.keep_box,
               "keep_mask": str(args.keep_mask) if args.keep_mask else None, "n": args.n, "seed": seed,
-              "batch_size": args.batch_size, "device": str(g.device),
+              "batch_size": args.batch_size, "device": str(g.device), "decode": args.decode,
               "sampling": asdict(cfg), "unknown_words": unknown}
     (args.out / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")

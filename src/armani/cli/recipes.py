@@ -10,12 +10,16 @@ def add_quickstart(sub) -> None:
     """`armani quickstart`: the main job on the embedded SynthFashion data."""
     q = sub.add_parser("quickstart", help="run the main job on the embedded SynthFashion data")
     q.add_argument("--out", type=Path, default=Path("runs/quickstart"))
-    q.add_argument("--n", type=positive, default=4000, help="SynthFashion samples (default 4000)")
-    q.add_argument("--size", type=positive, default=64, help="image size in pixels (default 64)")
+    q.add_argument("--n", type=positive, default=None, help="SynthFashion samples (default: the profile's, 4000 "
+                   "on the CPU, 8000 on a GPU)")
+    q.add_argument("--size", type=positive, default=None, help="image size in pixels (default: the profile's, 64 "
+                   "on the CPU, 128 on a GPU)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--fresh", action="store_true", help="start over instead of resuming")
-    q.add_argument("--profile", choices=("default", "tiny"), default="default",
-                   help="stage budgets: default (12 to 15 min on a 2-core CPU) or tiny (a smoke test)")
+    q.add_argument("--profile", choices=("auto", "default", "gpu", "tiny"), default="auto",
+                   help="stage budgets: auto (default: gpu when PyTorch sees a CUDA device, else default), "
+                   "default (about 12 min on a 2-core CPU), gpu (128 px, 16 x 16 tokens, larger models; one GPU) "
+                   "or tiny (a smoke test)")
     q.set_defaults(func=cmd_quickstart)
 
 

@@ -19,6 +19,7 @@ def add_tokenize(sub) -> None:
     tk.add_argument("--splits", default=None, help="comma-separated; default: every split the dataset has")
     tk.add_argument("--maskclip", type=Path, default=None, help="override the MaskCLIP the model records")
     tk.add_argument("--segmenter", type=Path, default=None, help="override the segmenter the model records")
+    tk.add_argument("--device", default="auto", help="auto (default: CUDA when there is a GPU), cpu or cuda")
     tk.set_defaults(func=cmd_tokenize)
 
 
@@ -122,7 +123,8 @@ def cmd_tokenize(args) -> int:
     splits = [s for s in args.splits.split(",") if s] if args.splits else None
     with bar(None, "tokenize", "img", args.quiet) as pb:
         info = tokenize_dataset(args.model, args.data, args.out, args.sketch_vq, splits,
-                                maskclip=args.maskclip, segmenter=args.segmenter, progress=pb.update)
+                                maskclip=args.maskclip, segmenter=args.segmenter, progress=pb.update,
+                                device=args.device)
     sizes = ", ".join(f"{k} {v}" for k, v in info["splits"].items())
     print(f"wrote {args.out}: {sizes} samples; {info['image_grid'] ** 2} image tokens"
           + (f", {info['sketch_grid'] ** 2} sketch tokens" if info["sketch_grid"] else "") + " each")

@@ -356,11 +356,13 @@ def prepare_mode(g: Generator, mode: str, caption: str | None = None, photo: np.
 
 
 def generate_batches(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
-                     sampling: SamplingConfig | None = None, batch_size: int = 64) -> Iterator[np.ndarray]:
+                     sampling: SamplingConfig | None = None, batch_size: int = 64,
+                     decode: str = "auto") -> Iterator[np.ndarray]:
     """`n` images from one set of conditions, drawn `batch_size` at a time (any `n` fits in
     memory): yields (b, H, W, 3) uint8 arrays. The first batch is seeded with `seed` itself,
     so the first images of a larger `n` are those of a smaller one; batch k starting at image
-    i with seed * 1_000_003 + i. On CUDA the Transformer runs in bfloat16."""
+    i with seed * 1_000_003 + i. On CUDA the Transformer runs in bfloat16 and, with `decode`
+    "auto", each token step is replayed from a CUDA graph (`inference.sampling`)."""
     if n < 1:
         raise GenerationError("n must be at least 1")
     if batch_size < 1:
@@ -379,14 +381,14 @@ def generate_batches(g: Generator, cond: Conditions, n: int = 1, seed: int | Non
         rep = lambda t: t.to(dev).expand(b, -1).contiguous()  # noqa: E731, B023
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens),
-                                   cfg, gen)
+                                   cfg, gen, decode=decode)
         yield decode_tokens(g, tokens)
 
 
 def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
-                  sampling: SamplingConfig | None = None, batch_size: int = 64) -> np.ndarray:
+                  sampling: SamplingConfig | None = None, batch_size: int = 64, decode: str = "auto") -> np.ndarray:
     """(n, H, W, 3) uint8: `generate_batches` gathered."""
-    return np.concatenate(list(generate_batches(g, cond, n, seed, sampling, batch_size)))
+    return np.concatenate(list(generate_batches(g, cond, n, seed, sampling, batch_size, decode)))
 
 
 @torch.no_grad()

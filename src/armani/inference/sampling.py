@@ -7,6 +7,14 @@ key-value cache); `use_cache=False` recomputes the whole context at every step, 
 taming-transformers' `sample` does, and exists as the reference the cache is checked and
 benchmarked against.
 
+Decoding with the cache (`decode`): "cache" feeds each token through the growing cache;
+"static" runs `CrossModalTransformer.step_static`, the same step with fixed shapes (the
+whole preallocated cache, unfilled slots masked, the position a device tensor); "graph"
+captures that step once per batch in a CUDA graph and replays it for every token, so a
+step costs one launch instead of a dozen per layer. "auto" is "graph" on CUDA and "cache"
+elsewhere (on a CPU the masked full-length attention would only add work). Under autocast
+the cache is kept in the autocast dtype, so attention reads it without a cast.
+
 Guidance: the conditional rows and as many unconditional rows (every condition EMPTY) run
 in one batched forward; the logits used are u + s * (c - u), so s = 1 is plain
 conditional sampling and s = 0 unconditional. The unconditional rows share one all-EMPTY
@@ -14,6 +22,7 @@ prefix: it is encoded once per batch and copied into their cache rows.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -68,11 +77,12 @@ def pick(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator |
 @torch.no_grad()
 def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
                   cfg: SamplingConfig = SamplingConfig(), generator: torch.Generator | None = None,
-                  use_cache: bool = True, share_uncond: bool = True) -> torch.Tensor:
+                  use_cache: bool = True, share_uncond: bool = True, decode: str = "auto") -> torch.Tensor:
     """Condition token ids (B, ...) -> image token ids (B, image_len). `share_uncond=False`
     encodes every unconditional row's prefix (the reference the shared one is checked and
-    benchmarked against)."""
+    benchmarked against); `decode` picks how cached steps run (module docstring)."""
     cfg.check()
+    decode = decode_mode(decode, text.device)
     b, n = text.shape[0], model.cfg.image_len
     guided = cfg.guidance != 1.0
     if guided:
@@ -89,13 +99,18 @@ def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torc
 
     out = torch.zeros(b, n, dtype=torch.long, device=text.device)
     if use_cache:
-        cache = model.new_cache(text.shape[0])
+        dev = text.device
+        dtype = torch.get_autocast_dtype(dev.type) if torch.is_autocast_enabled(dev.type) else None
+        cache = model.new_cache(text.shape[0], dtype=dtype)
         logits = _prefill(model, text, sketch, partial, cache, b if guided and share_uncond else 0)
+        step = (GraphedStep(model, cache) if decode == "graph" else
+                _static_step(model, cache) if decode == "static" else
+                lambda tok, i: model.step(tok, i, cache))
         for i in range(n):
             tok = pick(combine(logits), cfg, generator)
             out[:, i] = tok
             if i + 1 < n:
-                logits = model.step(torch.cat([tok, tok]) if guided else tok, i, cache)
+                logits = step(torch.cat([tok, tok]) if guided else tok, i)
     else:
         for i in range(n):
             so_far = torch.cat([out[:, :i], out[:, :i]]) if guided else out[:, :i]
@@ -118,3 +133,57 @@ def _prefill(model: CrossModalTransformer, text: torch.Tensor, sketch: torch.Ten
     cache.v[:, b + 1:] = cache.v[:, b:b + 1]
     cache.length = cond.length
     return torch.cat([lc, lu.expand(rows, -1)])
+
+
+DECODE_MODES = ("auto", "cache", "static", "graph")
+
+
+def decode_mode(decode: str, device: torch.device) -> str:
+    """The decode mode `sample_tokens` runs for `decode` on `device` ("auto" resolved)."""
+    if decode not in DECODE_MODES:
+        raise UserError(f"decode must be one of {', '.join(DECODE_MODES)}, not {decode!r}")
+    if decode == "auto":
+        return "graph" if device.type == "cuda" else "cache"
+    if decode == "graph" and device.type != "cuda":
+        raise UserError("decode 'graph' captures a CUDA graph: it needs the model on a CUDA device")
+    return decode
+
+
+def _static_step(model: CrossModalTransformer, cache):
+    index = torch.zeros(1, dtype=torch.long, device=cache.k.device)
+
+    def step(tok: torch.Tensor, i: int) -> torch.Tensor:
+        index.fill_(i)
+        return model.step_static(tok, index, cache)
+    return step
+
+
+class GraphedStep:
+    """`model.step_static` for one batch, captured in a CUDA graph: calling it copies the
+    token into the graph's input, sets the position, replays, and returns the logits
+    (a buffer the next call overwrites). Capturing runs the step three times on the
+    cache's next slot; every real step writes its slot before reading it, and unfilled
+    slots are masked, so those writes change nothing."""
+
+    def __init__(self, model: CrossModalTransformer, cache):
+        dev = cache.k.device
+        self.token = torch.zeros(cache.k.shape[1], dtype=torch.long, device=dev)
+        self.index = torch.zeros(1, dtype=torch.long, device=dev)
+        # Autocast's weight-cast cache must be off while capturing (the casts become part of the graph).
+        autocast = (torch.autocast(dev.type, dtype=torch.get_autocast_dtype(dev.type), cache_enabled=False)
+                    if torch.is_autocast_enabled(dev.type) else nullcontext())
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side), autocast:  # warm-up off the main stream, as capture requires
+            for _ in range(2):
+                model.step_static(self.token, self.index, cache)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), autocast:
+            self.logits = model.step_static(self.token, self.index, cache)
+
+    def __call__(self, token: torch.Tensor, i: int) -> torch.Tensor:
+        self.token.copy_(token)
+        self.index.fill_(i)
+        self.graph.replay()
+        return self.logits

@@ -78,6 +78,20 @@ class SelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(b, t, c))
 
+    def decode_static(self, x: torch.Tensor, cache: KVCache, layer: int, slot: torch.Tensor,
+                      visible: torch.Tensor) -> torch.Tensor:
+        """One position (B, 1, C) with shapes that never change from step to step, so a CUDA
+        graph can replay it: its key and value go to cache slot `slot` (a (1,) long tensor on
+        the device, not a Python int), and the query attends to the whole preallocated cache
+        through `visible` ((1, 1, 1, max_len) bool: the slots filled so far and this one)."""
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        ks, vs = cache.k[layer], cache.v[layer]
+        ks.index_copy_(2, slot, k.to(ks.dtype))
+        vs.index_copy_(2, slot, v.to(vs.dtype))
+        y = F.scaled_dot_product_attention(q, ks, vs, attn_mask=visible)
+        return self.out(y.transpose(1, 2).reshape(b, t, c))
+
 
 class TransformerBlock(nn.Module):
     """Pre-norm Transformer block."""
@@ -92,6 +106,11 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, causal: bool = False,
                 cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), attn_mask, causal, cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+    def decode_static(self, x: torch.Tensor, cache: KVCache, layer: int, slot: torch.Tensor,
+                      visible: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn.decode_static(self.ln1(x), cache, layer, slot, visible)
         return x + self.mlp(self.ln2(x))
 
 

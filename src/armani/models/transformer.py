@@ -225,6 +225,19 @@ class CrossModalTransformer(nn.Module):
         h = self._run(self.embed_image(token[:, None], index), cache)
         return self.head(self.ln(h))[:, 0]
 
+    def step_static(self, token: torch.Tensor, index: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """`step` with fixed shapes and no host reads: `index` is a (1,) long tensor on the
+        model's device, and every layer attends over the whole preallocated cache with the
+        unfilled slots masked. The same logits as `step` up to rounding; the cache's
+        `length` is not advanced. This is the decode step `inference.sampling` captures in a
+        CUDA graph."""
+        slot = index + self.cfg.prefix_len
+        visible = (torch.arange(cache.k.shape[3], device=token.device) <= slot).view(1, 1, 1, -1)
+        x = self.image_emb(token[:, None]) + self.modality[IMAGE] + self.pos.index_select(0, slot)
+        for i, blk in enumerate(self.blocks):
+            x = blk.decode_static(x, cache, i, slot, visible)
+        return self.head(self.ln(x))[:, 0]
+
     def logits_at(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
                   image_so_far: torch.Tensor) -> torch.Tensor:
         """Without a cache: the whole context recomputed, logits of the next image token."""

@@ -18,7 +18,7 @@ profile is a smoke test of the same code path (seconds).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..data.check import check_dataset
@@ -28,7 +28,7 @@ from ..formats.dataset import Index
 from ..progress import bar
 from ..report.html import quickstart_page
 from ..report.preview import contact_sheet
-from .profiles import PROFILES, write_stage_config
+from .profiles import PROFILES, resolve_profile, write_stage_config
 from .stages import StageRunner
 
 # Prompts of the text mode: SynthFashion's vocabulary, one garment category and colour each.
@@ -41,18 +41,21 @@ _TRAINING_FACTS = ("steps", "planned_steps", "stopped_by", "train_seconds", "las
 @dataclass
 class QuickstartConfig:
     out: Path = Path("runs/quickstart")
-    n: int = 4000
-    size: int = 64
+    n: int | None = None      # None: the profile's (4000 unless it says)
+    size: int | None = None   # None: the profile's (64 unless it says)
     seed: int = 0
     fresh: bool = False
     quiet: bool = False
-    profile: str = "default"
+    profile: str = "auto"     # "auto": "gpu" when there is a CUDA device, else "default"
     samples: int = 4          # images per prompt in the report
 
 
 def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
-    if cfg.profile not in PROFILES:
-        raise UserError(f"unknown profile {cfg.profile!r}; profiles: {', '.join(PROFILES)}")
+    profile = resolve_profile(cfg.profile)
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {cfg.profile!r}; profiles: auto, {', '.join(PROFILES)}")
+    settings = PROFILES[profile].get("settings", {})
+    cfg = replace(cfg, profile=profile, n=cfg.n or settings.get("n", 4000), size=cfg.size or settings.get("size", 64))
     q = _Quickstart(cfg, StageRunner(cfg.out, {"n": cfg.n, "size": cfg.size, "seed": cfg.seed,
                                                "profile": cfg.profile}, cfg.fresh, cfg.quiet, log))
     run = q.runner.run
@@ -120,7 +123,7 @@ class _Quickstart:
         from .tokens import tokenize_dataset
         with bar(self.cfg.n, "tokenize", "img", self.cfg.quiet) as pb:
             tokenize_dataset(self.runs / "vqgan", self.data, self.out / "tokens", self.runs / "sketch-vq",
-                             progress=pb.update)
+                             progress=pb.update, device="auto")
 
     def evaluate(self) -> None:
         from ..eval.alignment import evaluate_alignment

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +16,29 @@ from ..formats.dataset import read_meta
 from ..formats.tokens import TOKENS_FORMAT
 from ..inference.image_tokens import load_image_tokenizer
 
+_KEYS = ("image", "mask", "has_mask", "text", "text_len", "sketch")
+
+
+def _stack(keys: tuple[str, ...], items: list[dict]) -> dict:
+    return {k: torch.stack([it[k] for it in items]) for k in keys}
+
 
 def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
                      sketch_vq: str | os.PathLike | None = None, splits: list[str] | None = None,
-                     batch_size: int = 64, maskclip=None, segmenter=None, progress=None) -> dict:
-    """Write a token folder (see the module docstring); returns its tokens.json content."""
+                     batch_size: int = 64, maskclip=None, segmenter=None, progress=None,
+                     device: str | torch.device = "cpu") -> dict:
+    """Write a token folder (see the module docstring); returns its tokens.json content.
+    `device` "auto" encodes on CUDA when there is a GPU, reading the images with loader
+    processes there; the token ids do not depend on either beyond rounding."""
+    from torch.utils.data import DataLoader
+
+    from ..inference.pipeline import resolve_device
     data, out = Path(data), Path(out)
     meta = read_meta(data)
-    st = load_image_tokenizer(model, maskclip, segmenter)
-    sk = load_image_tokenizer(sketch_vq) if sketch_vq else None
+    dev = resolve_device(device)
+    st = load_image_tokenizer(model, maskclip, segmenter, dev)
+    sk = load_image_tokenizer(sketch_vq, device=dev) if sketch_vq else None
+    workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if dev.type == "cuda" else 0
     tok = st.tokenizer or dataset_tokenizer(data, meta)
     size = st.vq.cfg.image_size
     if sk is not None and sk.vq.cfg.image_size != size:
@@ -48,17 +63,19 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             caps_n = max((len(ds.index[i]["captions"]) for i in range(n)), default=1)
             text = np.zeros((n, caps_n, st.max_text_len), np.int32)
             tlen = np.zeros((n, caps_n), np.int16)
-            for start in range(0, n, batch_size):
-                rows = list(range(start, min(n, start + batch_size)))
-                items = [ds[i] for i in rows]
-                batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "mask", "has_mask", "text",
-                                                                            "text_len", "sketch")}
+            loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                collate_fn=partial(_stack, _KEYS))
+            start = 0
+            for batch in loader:
+                rows = list(range(start, start + len(batch["image"])))
+                start = rows[-1] + 1
+                batch = {k: v.to(dev) for k, v in batch.items()}
                 masks = batch["mask"].clone()
                 masks[~batch["has_mask"]] = 0
                 idx = st.encode(batch["image"], batch["text"], batch["text_len"], masks, batch["has_mask"])
-                img[rows] = idx.flatten(1).numpy().astype(np.uint16)
+                img[rows] = idx.flatten(1).cpu().numpy().astype(np.uint16)
                 if sk is not None:
-                    skt[rows] = sk.encode(batch["sketch"] * 2 - 1).flatten(1).numpy().astype(np.uint16)
+                    skt[rows] = sk.encode(batch["sketch"] * 2 - 1).flatten(1).cpu().numpy().astype(np.uint16)
                 for r, i in enumerate(rows):
                     for c, cap in enumerate(ds.index[i]["captions"]):
                         ids, k = tok.encode(cap, st.max_text_len)

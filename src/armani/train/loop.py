@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,27 @@ def _enough_gpus() -> bool:
                     torch.cuda.device_count())
         return False
     return True
+
+
+@contextmanager
+def deterministic_kernels(on: bool):
+    """With `on`, deterministic algorithms for the duration (cuDNN without autotuning, cuBLAS
+    with a fixed workspace, a warning for any op that has no deterministic kernel); the
+    process's earlier settings come back afterwards. The CPU kernels are deterministic
+    already."""
+    if not on:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read at cuBLAS's first use
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -383,6 +404,10 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self) -> FitResult:
+        with deterministic_kernels(self.cfg.deterministic):
+            return self._fit()
+
+    def _fit(self) -> FitResult:
         cfg, acc = self.cfg, self.acc
         model, opt, at = self._start()
         ds = self.task.train_dataset()
@@ -448,7 +473,10 @@ class Trainer:
                                      at.micro, per_epoch)
         # Its own generator: creating a loader must not draw from the global RNG, or a
         # resumed run's random stream would drift from the uninterrupted one.
-        loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers,
+        # No more loader processes than the machine has spare cores (the batches are the same
+        # whatever their number).
+        workers = min(cfg.workers, max(0, (os.cpu_count() or 1) - 1))
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers,
                             generator=torch.Generator().manual_seed(cfg.seed + at.epoch))
         pending = 0
         for batch in loader:

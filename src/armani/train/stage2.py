@@ -136,8 +136,9 @@ class TransformerTask(Task):
         vq = self.frozen.to(dev).vq
         g = self.model_config.image_len ** 0.5
         with torch.no_grad():
+            # Four images: eager decoding (no CUDA graph captured in the middle of training).
             tokens = sample_tokens(model.eval(), text, sketch, partial, SamplingConfig(top_k=100, guidance=3.0),
-                                   torch.Generator(device=dev).manual_seed(0))
+                                   torch.Generator(device=dev).manual_seed(0), decode="cache")
             shape = (len(items), int(g), int(g))
             real = vq.decode_indices(batch["image"].view(shape)).clamp(-1, 1)
             fake = vq.decode_indices(tokens.view(shape)).clamp(-1, 1)
