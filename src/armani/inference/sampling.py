@@ -161,9 +161,9 @@ def _static_step(model: CrossModalTransformer, cache):
 class GraphedStep:
     """`model.step_static` for one batch, captured in a CUDA graph: calling it copies the
     token into the graph's input, sets the position, replays, and returns the logits
-    (a buffer the next call overwrites). Capturing runs the step three times on the
-    cache's next slot; every real step writes its slot before reading it, and unfilled
-    slots are masked, so those writes change nothing."""
+    (a buffer the next call overwrites). Before capturing, the step runs twice on the
+    cache's next slot (CUDA graphs need a warm-up); every real step writes its slot before
+    reading it, and unfilled slots are masked, so those writes change nothing."""
 
     def __init__(self, model: CrossModalTransformer, cache):
         dev = cache.k.device
