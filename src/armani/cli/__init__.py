@@ -9,6 +9,7 @@ import sys
 
 from .. import __version__
 from ..errors import UserError
+from ..formats.fsutil import remove_staging
 from . import data, evaluate, generate, recipes, train
 
 
@@ -43,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"armani: error: {e}", file=sys.stderr)
         return 2
     except Terminated:
+        remove_staging()
         print("armani: terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
+        remove_staging()
         print("armani: interrupted", file=sys.stderr)
         return 130
     finally:

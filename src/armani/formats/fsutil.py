@@ -8,6 +8,9 @@
   new one was renamed in.
 - `recover`: at the start of a write, puts back a target lost in that window and removes the
   staging and trash folders earlier runs left behind.
+- `remove_staging`: removes the staging folders this process made and never installed. A
+  signal can land between a folder's creation and the cleanup block that owns it; the CLI
+  calls this when it stops on SIGTERM or Ctrl-C, so nothing is left even then.
 
 Everything created here follows the umask (tempfile's own 0700/0600 do not).
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 STAGING = ".staging-"   # <target>.staging-XXXX: being filled
 TRASH = ".trash-"       # <target>.trash-XXXX: an old copy on its way out
 _RENAME_EXCHANGE = 2
+_LIVE: set[Path] = set()  # staging folders this process made and has not installed yet
 
 
 def _umask() -> int:
@@ -80,9 +84,17 @@ def staging_dir(target: str | os.PathLike) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}{STAGING}", dir=target.parent))
+    tmp = target.with_name(f"{target.name}{STAGING}{uuid.uuid4().hex[:8]}")
+    _LIVE.add(tmp)  # named before it exists, so no moment has it on disk and unknown
+    tmp.mkdir()
     _chmod(tmp, 0o777)
     return tmp
+
+
+def remove_staging() -> None:
+    """Remove every staging folder this process made and has not installed."""
+    while _LIVE:
+        shutil.rmtree(_LIVE.pop(), ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -104,6 +116,7 @@ def install_dir(staged: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Put the finished folder `staged` at `target`, replacing what is there; the old copy is
     deleted only after the new one is in place."""
     staged, target = Path(staged), Path(target)
+    _LIVE.discard(staged)
     if not target.exists():
         os.replace(staged, target)
         return target
