@@ -91,7 +91,7 @@ PRESETS: dict[str, dict] = {
                                     "train": {"max_steps": 2000, **_NO_CAP}}}},
     # One H100, <= 10 minutes planned from the CPU step times (not yet measured on one):
     # 128 px with downsampling 8 (16 x 16 tokens, the paper's count), twice the data, larger
-    # batches and steps. `benchmarks/gpu_experiment.sh` runs it.
+    # batches and steps. `bash benchmarks/gpu_recipe.sh experiment` runs it.
     "gpu": {"n": 8000, "judge_n": 8000, "size": 128, "profile": None, "seeds": 3,
             "arms": ("armani", "dalle", "no_fusion", "no_sem2"), "pairs_per_part": 32, "samples": 4,
             "modes": EVAL_MODES, "prompts": 200, "mode_samples": 2,
