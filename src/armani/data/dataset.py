@@ -130,6 +130,12 @@ def to_unit(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
 
 
+def loader_workers(wanted: int) -> int:
+    """`wanted` loader processes, at most the machine's cores minus one (the main process
+    keeps a core; the batches are the same for any number)."""
+    return min(wanted, max(0, (os.cpu_count() or 1) - 1))
+
+
 def make_loader(ds: GarmentDataset, batch_size: int, shuffle: bool = True, workers: int = 0,
                 seed: int = 0, drop_last: bool = True) -> DataLoader:
     g = torch.Generator()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import GarmentDataset, dataset_tokenizer
+from ..data.dataset import GarmentDataset, dataset_tokenizer, loader_workers
 from ..errors import UserError
 from ..formats.bundle import WEIGHTS, atomic_dir, sha256_file
 from ..formats.dataset import read_meta
@@ -38,7 +38,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
     dev = resolve_device(device)
     st = load_image_tokenizer(model, maskclip, segmenter, dev)
     sk = load_image_tokenizer(sketch_vq, device=dev) if sketch_vq else None
-    workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if dev.type == "cuda" else 0
+    workers = loader_workers(4) if dev.type == "cuda" else 0
     tok = st.tokenizer or dataset_tokenizer(data, meta)
     size = st.vq.cfg.image_size
     if sk is not None and sk.vq.cfg.image_size != size:
@@ -68,7 +68,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             start = 0
             for batch in loader:
                 rows = list(range(start, start + len(batch["image"])))
-                start = rows[-1] + 1
+                start += len(rows)
                 batch = {k: v.to(dev) for k, v in batch.items()}
                 masks = batch["mask"].clone()
                 masks[~batch["has_mask"]] = 0

@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import TrainConfig, to_dict
+from ..data.dataset import loader_workers
 from ..errors import UserError
 from ..formats.bundle import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
 from ..formats.fsutil import atomic_write_text, install_dir
@@ -473,10 +474,7 @@ class Trainer:
                                      at.micro, per_epoch)
         # Its own generator: creating a loader must not draw from the global RNG, or a
         # resumed run's random stream would drift from the uninterrupted one.
-        # No more loader processes than the machine has spare cores (the batches are the same
-        # whatever their number).
-        workers = min(cfg.workers, max(0, (os.cpu_count() or 1) - 1))
-        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers,
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=loader_workers(cfg.workers),
                             generator=torch.Generator().manual_seed(cfg.seed + at.epoch))
         pending = 0
         for batch in loader:
