@@ -17,13 +17,10 @@ PROFILES: dict[str, dict[str, dict]] = {
     "default": {  # steps-bound: the caps are safety nets, 2.5-7x each stage's time on 2 cores
         "segmenter": {"train": {"max_steps": 100, "max_minutes": 3, "checkpoint_every": 50}},
         "maskclip": {"train": {"max_steps": 150, "batch_size": 32, "max_minutes": 3, "checkpoint_every": 50}},
-        # Batch 12 (the preset's 16 cost a quarter more per step): colour is learned by steps
-        # more than by images seen; 750 steps at batch 16 lost it (docs/results.md).
         "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8},
-                  "train": {"max_steps": 1000, "batch_size": 12, "max_minutes": 15, "checkpoint_every": 100}},
+                  "train": {"max_steps": 1000, "max_minutes": 15, "checkpoint_every": 100}},
         "sketch-vq": {"train": {"max_steps": 100, "max_minutes": 2, "checkpoint_every": 50}},
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4},
-                        "loss": {"semantic_every": 8},
                         "train": {"max_steps": 400, "lr": 0.002, "warmup_steps": 30, "max_minutes": 10,
                                   "checkpoint_every": 100}},
         # Written into the exported model's armani.json. At 400 steps the Transformer's
