@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..errors import MissingInput, UserError
-from .fsutil import install_dir, staging_dir
+from .fsutil import drop_staging, install_dir, staging_dir
 
 BUNDLE_FORMAT = "armani-model/1"
 WEIGHTS = "model.safetensors"
@@ -89,7 +88,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         install_dir(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        drop_staging(tmp)
         raise
 
 

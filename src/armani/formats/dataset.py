@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..labels import LABELS, PALETTE
-from .fsutil import atomic_write_text, install_dir, staging_dir
+from .fsutil import atomic_write_text, drop_staging, install_dir, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +226,7 @@ class DatasetWriter:
     def abort(self) -> None:
         if not self._index.closed:
             self._index.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        drop_staging(self.tmp)
 
     def __enter__(self) -> DatasetWriter:
         return self

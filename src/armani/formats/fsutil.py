@@ -8,6 +8,7 @@
   new one was renamed in.
 - `recover`: at the start of a write, puts back a target lost in that window and removes the
   staging and trash folders earlier runs left behind.
+- `drop_staging`: removes one staging folder its writer gives up on.
 - `remove_staging`: removes the staging folders this process made and never installed. A
   signal can land between a folder's creation and the cleanup block that owns it; the CLI
   calls this when it stops on SIGTERM or Ctrl-C, so nothing is left even then.
@@ -91,10 +92,17 @@ def staging_dir(target: str | os.PathLike) -> Path:
     return tmp
 
 
+def drop_staging(tmp: str | os.PathLike) -> None:
+    """Remove the staging folder `tmp`, which will not be installed (its writer failed)."""
+    tmp = Path(tmp)
+    _LIVE.discard(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def remove_staging() -> None:
     """Remove every staging folder this process made and has not installed."""
     while _LIVE:
-        shutil.rmtree(_LIVE.pop(), ignore_errors=True)
+        drop_staging(next(iter(_LIVE)))
 
 
 def _exchange(a: Path, b: Path) -> bool:
