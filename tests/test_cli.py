@@ -111,6 +111,12 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
                  "--json", str(tmp_path / "col.json")]) == 0
     rep = json.loads((tmp_path / "col.json").read_text())
     assert rep["sampling"]["temperature"] == 0 and len(rep["colours"]) == 13
+    assert main(["-q", "eval", "colours", "--model", str(out / "model"), "--samples", "1", "--all-nouns",
+                 "--json", str(tmp_path / "wide.json")]) == 0
+    wide = json.loads((tmp_path / "wide.json").read_text())
+    assert wide["prompts"] == 143 and wide["samples"] == 143 and len(wide["colours"]) == 13
+    assert all(len(r["got"]) == 11 for r in wide["colours"])
+    assert wide["accuracy"] == pytest.approx(sum(r["accuracy"] for r in wide["colours"]) / 13)
     assert main(["-q", "eval", "colours", "--model", str(out / "model"), "--top-p", "2"]) == 2
     assert main(["-q", "eval", "alignment", "--model", str(out / "model" / "maskclip"), "--data", str(out / "data"),
                  "--max-samples", "8"]) == 0

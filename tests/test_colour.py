@@ -69,6 +69,10 @@ def test_colour_prompts_cover_every_colour():
     p = colour_prompts()
     assert [c for c, _ in p] == list(NAMES) and all(c in text for c, text in p)
     assert "an orange" in dict(p)["orange"]
+    wide = colour_prompts(all_nouns=True)
+    assert len(wide) == 143 and len(set(wide)) == 143 and set(p) < set(wide)
+    assert [c for c, _ in wide] == [c for c in NAMES for _ in range(11)]
+    assert ("red", "red trousers") in wide and ("orange", "an orange coat") in wide
 
 
 def test_torch_lab_matches_numpy_lab():

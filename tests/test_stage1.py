@@ -220,6 +220,18 @@ def test_cli_vqgan_sketch_tokenize_recon(synth_ds, tiny_parents, tmp_path, capsy
     assert ts.image.shape == (len(ts), 36) and ts.image.dtype == np.uint16 and ts.image.max() < 32
     assert ts.sketch.shape == (len(ts), 36) and ts.sketch.max() < 16
     assert ts.text.shape[1] == 4 and (ts.text_len[:, 0] > 2).all()
+    # Captions longer than MaskCLIP's 48 positions are counted (and warned about) as cut short.
+    from armani.data.dataset import dataset_tokenizer
+    from armani.formats.dataset import Index
+    tok = dataset_tokenizer(synth_ds)
+    long = sum(tok.count(c) > 48 for s in ("train", "val") for r in Index(synth_ds, s) for c in r["captions"])
+    assert json.loads((tokens / "tokens.json").read_text())["captions_cut"] == long
+    from armani.recipes.tokens import encode_caption
+    caps = [c for r in Index(synth_ds, "val") for c in r["captions"]]
+    n = max(tok.count(c) for c in caps)
+    assert all(encode_caption(tok, c, n)[2] for c in caps)
+    cut = [c for c in caps if not encode_caption(tok, c, n - 1)[2]]
+    assert cut and all(tok.count(c) == n for c in cut) and encode_caption(tok, cut[0], n - 1)[1] == n - 1
     # Round trip: the stored codes are what the tokenizer gives for the same samples.
     from armani.data.dataset import GarmentDataset
     from armani.inference.image_tokens import load_image_tokenizer

@@ -214,6 +214,34 @@ def test_bf16_mixed_precision_runs(synth_ds, tmp_path):
     assert all(v.dtype == torch.float32 for v in w.values())  # weights stay float32 under autocast
 
 
+@dataclass
+class DtypeTask(ToyTask):
+    """A ToyTask that records the dtype its model computes in."""
+    seen: list = None
+
+    def compute_loss(self, model, batch):
+        y = model(batch["x"])
+        self.seen.append(y.dtype)
+        return {"loss": ((y.float() - batch["y"]) ** 2).mean()}
+
+
+def test_fp32_then_bf16_training_in_one_process_on_the_cpu(tmp_path):
+    """Accelerate keeps one precision per process; on the CPU the loop applies bf16 autocast
+    itself, so a process can train one stage in fp32 and the next in bf16 (the quickstart on
+    a CPU with AMX) and each really runs in its own precision."""
+    if torch.cuda.is_available():
+        pytest.skip("the CPU path")
+    runs = []
+    for precision in ("no", "bf16", "no"):
+        task = DtypeTask("toy", ToyConfig(), seen=[])
+        res = Trainer(task, replace(CFG, max_steps=2, mixed_precision=precision), tmp_path / precision / str(len(runs)),
+                      quiet=True).fit()
+        runs.append((res.steps, set(task.seen)))
+    assert runs == [(2, {torch.float32}), (2, {torch.bfloat16}), (2, {torch.float32})]
+    w = weights(tmp_path / "bf16" / "1")
+    assert all(v.dtype == torch.float32 for v in w.values())  # the weights stay float32 under autocast
+
+
 def test_cpu_defaults_and_more_processes_than_gpus(tmp_path, monkeypatch, caplog):
     """On the CPU "auto" means fp32 and no compile; with more processes on a machine than it
     has GPUs the loop trains on the CPU with a warning instead of failing on a missing device."""

@@ -43,7 +43,9 @@ def add_commands(sub) -> None:
                        "from the pixels")
     e.add_argument("--model", type=Path, default=None, help="pipeline folder or stage-2 run (default: the "
                    "shipped model)")
-    e.add_argument("--samples", type=positive, default=4, help="images per colour (default 4)")
+    e.add_argument("--samples", type=positive, default=4, help="images per prompt (default 4)")
+    e.add_argument("--all-nouns", action="store_true", help="every colour with each of the 11 garment nouns "
+                   "(143 prompts) instead of one noun per colour: a steadier figure")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", type=Path, default=None)
     sampling_args(e)
@@ -146,11 +148,11 @@ def cmd_eval_recon(args) -> int:
 
 
 def cmd_eval_colours(args) -> int:
-    from ..eval.colour import NAMES, evaluate_colours
+    from ..eval.colour import colour_prompts, evaluate_colours
     from ..progress import bar
     g = load_sampled(args)
-    with bar(len(NAMES), "eval colours", "prompt", args.quiet) as pb:
-        rep = evaluate_colours(g, args.samples, args.seed, progress=pb.update)
+    with bar(len(colour_prompts(args.all_nouns)), "eval colours", "prompt", args.quiet) as pb:
+        rep = evaluate_colours(g, args.samples, args.seed, progress=pb.update, all_nouns=args.all_nouns)
     print(f"asked colour in {rep['accuracy']:.1%} of {rep['samples']} samples (colour read from the pixels)")
     for r in rep["colours"]:
         print(f"  {r['colour']:7s} {r['accuracy']:4.0%}  {r['prompt']!r:24s} -> {', '.join(r['got'])}")

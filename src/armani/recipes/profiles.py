@@ -16,18 +16,28 @@ from pathlib import Path
 PROFILES: dict[str, dict[str, dict]] = {
     "default": {  # steps-bound: the caps are safety nets, 2.5-7x each stage's time on 2 cores
         "segmenter": {"train": {"max_steps": 100, "max_minutes": 3, "checkpoint_every": 50}},
-        "maskclip": {"train": {"max_steps": 150, "batch_size": 32, "max_minutes": 3, "checkpoint_every": 50}},
-        "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8},
-                  "train": {"max_steps": 1000, "max_minutes": 15, "checkpoint_every": 100}},
-        "sketch-vq": {"train": {"max_steps": 100, "max_minutes": 2, "checkpoint_every": 50}},
+        # Captions of SynthFashion need at most 42 tokens: 48 positions instead of 64 shorten
+        # stage 2's sequence (it takes its text block from MaskCLIP's caption length).
+        "maskclip": {"model": {"max_text_len": 48},
+                     "train": {"max_steps": 150, "batch_size": 32, "max_minutes": 3, "checkpoint_every": 50}},
+        # Stage 1 decides the colours (docs/results.md): 1,200 steps, with the segmenter's
+        # perceptual term off (it costs a sixth of a step and does not help colour), in bf16
+        # where the CPU has AMX (`CPU_BF16`, about a quarter off a step).
+        "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8, "perceptual": "none"},
+                  "train": {"max_steps": 1200, "max_minutes": 15, "checkpoint_every": 100}},
+        # 4 x 4 sketch tokens (16 instead of 64 positions in stage 2's sequence): one more
+        # downsampling level.
+        "sketch-vq": {"model": {"channels": [16, 32, 64, 64, 64]},
+                      "train": {"max_steps": 100, "max_minutes": 2, "checkpoint_every": 50}},
+        # The shorter sequence (194 positions instead of 258) pays for 550 steps.
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4},
-                        "train": {"max_steps": 400, "lr": 0.002, "warmup_steps": 30, "max_minutes": 10,
+                        "loss": {"semantic_every": 8},
+                        "train": {"max_steps": 550, "lr": 0.002, "warmup_steps": 30, "max_minutes": 10,
                                   "checkpoint_every": 100}},
-        # Written into the exported model's armani.json. At 400 steps the Transformer's
-        # distribution is broad; temperature 0.7 took the asked colour from 78.5% to 83.0% and
-        # the judge's attribute accuracy from 58.1% to 62.3%, for 11% less pixel variety
-        # between samples (docs/results.md, "Sampling temperature").
-        "sampling": {"temperature": 0.7},
+        # Written into the exported model's armani.json: a 550-step Transformer spreads its
+        # probability widely, and sampled tokens of neighbouring colours blend into a third
+        # colour; temperature 0.5 keeps a garment's tokens to one colour (docs/results.md).
+        "sampling": {"temperature": 0.5},
     },
     # One CUDA GPU: 128 px and 16 x 16 image tokens (the paper's 834-position stage-2
     # sequence), wider models and 2-6x the steps. Sized from FLOP counts to about 8 minutes
@@ -67,6 +77,32 @@ PROFILES: dict[str, dict[str, dict]] = {
                         "train": {"max_steps": 2, "batch_size": 8}},
     },
 }
+
+
+#: Stages a profile trains in bf16 autocast when the CPU has AMX tile units (bf16 matrix
+#: multiplies in hardware), and in fp32 on other CPUs, where bf16 is no faster.
+CPU_BF16: dict[str, tuple[str, ...]] = {"default": ("vqgan",)}
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (PyTorch's own check; False where PyTorch lacks it)."""
+    import torch
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(check()) if check else False
+    except Exception:  # noqa: BLE001 - a probe only: no AMX is the safe answer
+        return False
+
+
+def stage_overrides(profile: str, kind: str) -> dict:
+    """The profile's overrides for stage `kind`, with bf16 autocast added when the profile
+    asks for it on this machine (CPU_BF16: no CUDA device, a CPU with AMX)."""
+    over = merge(PROFILES[profile].get(kind))
+    if kind in CPU_BF16.get(profile, ()):
+        import torch
+        if not torch.cuda.is_available() and cpu_has_amx():
+            over.setdefault("train", {})["mixed_precision"] = "bf16"
+    return over
 
 
 def merge(*layers: dict | None) -> dict:

@@ -28,14 +28,14 @@ from ..formats.dataset import Index
 from ..progress import bar
 from ..report.html import quickstart_page
 from ..report.preview import contact_sheet
-from .profiles import PROFILES, resolve_profile, write_stage_config
+from .profiles import PROFILES, resolve_profile, stage_overrides, write_stage_config
 from .stages import StageRunner
 
 # Prompts of the text mode: SynthFashion's vocabulary, one garment category and colour each.
 PROMPTS = ("a red T-shirt with a white logo", "a blue dress", "a black jacket with a zipper",
            "a yellow skirt", "green trousers with two pockets", "a white shirt with black buttons")
 # Per-stage entries of summary.json that describe the training run, not the model.
-_TRAINING_FACTS = ("steps", "planned_steps", "stopped_by", "train_seconds", "last_loss")
+_TRAINING_FACTS = ("steps", "planned_steps", "stopped_by", "train_seconds", "last_loss", "mixed_precision")
 
 
 @dataclass
@@ -104,13 +104,14 @@ class _Quickstart:
 
     def train(self, kind: str) -> None:
         c, runs = self.cfg, self.runs
-        conf = write_stage_config(self.out, kind, kind, PROFILES[c.profile][kind], c.size)
+        conf = write_stage_config(self.out, kind, kind, stage_overrides(c.profile, kind), c.size)
         source = self.out / "tokens" if kind == "transformer" else self.data
         parents = {"maskclip": runs / "maskclip", "segmenter": runs / "segmenter"} if kind == "vqgan" else {}
         res, tcfg = self.runner.train(kind, source, conf, runs / kind, c.seed, recipe="quickstart", **parents)
         self.metrics.setdefault(kind, {}).update({"steps": res.steps, "planned_steps": tcfg.max_steps,
                                                   "stopped_by": res.stopped_by, "train_seconds": res.seconds,
-                                                  "last_loss": res.last_loss})
+                                                  "last_loss": res.last_loss,
+                                                  "mixed_precision": tcfg.mixed_precision})
         capped = self.summary.setdefault("capped", {})
         capped.pop(kind, None)
         if res.stopped_by != "max_steps":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import partial
 from pathlib import Path
@@ -16,11 +17,19 @@ from ..formats.dataset import read_meta
 from ..formats.tokens import TOKENS_FORMAT
 from ..inference.image_tokens import load_image_tokenizer
 
+log = logging.getLogger(__name__)
+
 _KEYS = ("image", "mask", "has_mask", "text", "text_len", "sketch")
 
 
 def _stack(keys: tuple[str, ...], items: list[dict]) -> dict:
     return {k: torch.stack([it[k] for it in items]) for k in keys}
+
+
+def encode_caption(tok, caption: str, max_len: int) -> tuple[np.ndarray, int, bool]:
+    """`tok.encode(caption, max_len)` and whether the caption fitted whole (False: cut short)."""
+    ids, k = tok.encode(caption, max_len)
+    return ids, k, k < max_len or tok.count(caption) <= max_len
 
 
 def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
@@ -52,6 +61,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             "vqgan": {"path": str(st.path), "sha256": sha256_file(st.path / WEIGHTS)},
             "sketch-vq": {"path": str(sk.path), "sha256": sha256_file(sk.path / WEIGHTS)} if sk else None,
             "fusion_caption": "first", "splits": {}}
+    cut = 0  # captions longer than the text block, cut short (the model never sees their end)
     with atomic_dir(out) as tmp:
         for split in splits:
             ds = GarmentDataset(data, split, image_size=size, tokenizer=tok, max_text_len=st.max_text_len,
@@ -78,8 +88,8 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
                     skt[rows] = sk.encode(batch["sketch"] * 2 - 1).flatten(1).cpu().numpy().astype(np.uint16)
                 for r, i in enumerate(rows):
                     for c, cap in enumerate(ds.index[i]["captions"]):
-                        ids, k = tok.encode(cap, st.max_text_len)
-                        text[i, c], tlen[i, c] = ids, k
+                        text[i, c], tlen[i, c], whole = encode_caption(tok, cap, st.max_text_len)
+                        cut += not whole
                 if progress:
                     progress(len(rows))
             np.save(tmp / f"{split}.image.npy", img)
@@ -88,6 +98,11 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             np.save(tmp / f"{split}.text.npy", text)
             np.save(tmp / f"{split}.text_len.npy", tlen)
             info["splits"][split] = n
+        info["captions_cut"] = cut
+        if cut:
+            log.warning("%d captions are longer than the %d tokens the image tokenizer's MaskCLIP reads and were "
+                        "cut short; train MaskCLIP with a larger model.max_text_len to keep them whole",
+                        cut, st.max_text_len)
         tok.save(tmp / "tokenizer.json")
         (tmp / "tokens.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

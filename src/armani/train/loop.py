@@ -292,7 +292,11 @@ class Trainer:
         gpu = _enough_gpus()
         precision = ("bf16" if gpu else "no") if cfg.mixed_precision == "auto" else cfg.mixed_precision
         self.compile = cfg.compile == "on" or (cfg.compile == "auto" and gpu and task.compile_on_gpu)
-        self.acc = Accelerator(mixed_precision=precision, cpu=not gpu, **tracking)
+        # Accelerate allows one precision per process, so a process that trains one stage in fp32
+        # and the next in bf16 (the quickstart on a CPU with AMX) would fail: on the CPU, bf16
+        # autocast is applied here instead (`_micro_step`), the same autocast Accelerate uses.
+        self.cpu_bf16 = precision == "bf16" and not gpu
+        self.acc = Accelerator(mixed_precision="no" if self.cpu_bf16 else precision, cpu=not gpu, **tracking)
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         existing = checkpoints(self.run)
         if existing and not resume:
@@ -511,7 +515,7 @@ class Trainer:
         """Loss and gradients of one micro-batch (DDP's all-reduce only when `sync`)."""
         ctx = self.acc.no_sync(model) if (not sync and self.world > 1) else nullcontext()
         self.task.step = at.step
-        with ctx, self.acc.autocast():
+        with ctx, self.acc.autocast(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bf16):
             losses = self.task.compute_loss(model, batch)
         loss = losses["loss"]
         if not self._all(bool(torch.isfinite(loss.detach()).all())):
