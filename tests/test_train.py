@@ -202,7 +202,7 @@ def test_bf16_mixed_precision_runs(synth_ds, tmp_path):
     raw["train"]["mixed_precision"] = "bf16"
     cfg.write_text(json.dumps(raw))
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    # A separate process: Accelerate keeps one precision setting per process.
+    # Through the CLI, in a process of its own (in-process runs: the test below).
     r = subprocess.run([sys.executable, "-m", "armani", "-q", "train", "segmenter", "--data", str(synth_ds),
                         "--config", str(cfg), "--out", str(tmp_path / "bf16")], env=env, capture_output=True,
                        text=True, timeout=300)
