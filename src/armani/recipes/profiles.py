@@ -22,7 +22,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                      "train": {"max_steps": 150, "batch_size": 32, "max_minutes": 3, "checkpoint_every": 50}},
         # Stage 1 decides the colours (docs/results.md): 1,200 steps, with the segmenter's
         # perceptual term off (it costs a sixth of a step and does not help colour), in bf16
-        # where the CPU has AMX (`CPU_BF16`, about a quarter off a step).
+        # where the CPU has AMX (`CPU_BF16`, about a seventh off a step here).
         "vqgan": {"loss": {"disc_weight": 0.0, "semantic_every": 8, "perceptual": "none"},
                   "train": {"max_steps": 1200, "max_minutes": 15, "checkpoint_every": 100}},
         # 4 x 4 sketch tokens (16 instead of 64 positions in stage 2's sequence): one more
