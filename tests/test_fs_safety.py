@@ -128,12 +128,13 @@ def test_stale_leftovers_are_cleaned_and_old_copy_restored(tmp_path):
     target = tmp_path / "ds"
     # What earlier versions left: a stale `.ds.old` (which made every --overwrite fail) and a partial folder.
     (tmp_path / ".ds.old").mkdir()
-    (tmp_path / ".ds.old" / "x").write_text("old")
+    (tmp_path / ".ds.old" / "dataset.json").write_text('{"format": "armani-dataset", "version": 1}')
     (tmp_path / "ds.old").mkdir()
     (tmp_path / "ds.partial-abc123").mkdir()
     staged = staging_dir(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == [staged.name]
     (staged / "v").write_text("1")
+    (staged / "dataset.json").write_text('{"format": "armani-dataset", "version": 1}')
     install_dir(staged, target)
     # A writer killed between its two renames (the fallback path): the old copy sits in the trash.
     trash = tmp_path / f"ds{TRASH}dead"
@@ -199,3 +200,175 @@ def test_sigterm_right_after_the_staging_folder_is_made(tmp_path, monkeypatch, c
     monkeypatch.setattr(dataset, "open", killed, raising=False)
     assert main(["data", "import", "--format", "folder", "--src", str(src), "--out", str(tmp_path / "ds")]) == 143
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a"]
+
+
+# --- a writer removes only what it created, and one writer at a time ---------------------------
+
+def _shipped() -> Path:
+    from armani.inference.pipeline import shipped_model
+    return shipped_model()
+
+
+def test_export_and_tokenize_refuse_what_they_did_not_write(tmp_path, capsys):
+    """`export` and `tokenize` replace only their own kind of output: a folder of the user's or
+    a file at --out is refused with one line, left as it was, and nothing is left beside it."""
+    from armani.cli import main
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    note = tmp_path / "note.txt"
+    note.write_text("keep me")
+    for out in (mine, note):
+        assert main(["-q", "export", "--model", str(_shipped()), "--out", str(out)]) == 2
+        assert "replaces only its own output" in capsys.readouterr().err
+        assert main(["-q", "tokenize", "--model", str(_shipped()), "--data", str(tmp_path), "--out", str(out)]) == 2
+        capsys.readouterr()
+    assert (mine / "thesis.txt").read_text() == "years of work" and note.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "note.txt"]
+    # Its own output is replaced, as before; an empty folder is taken.
+    (tmp_path / "empty").mkdir()
+    assert main(["-q", "export", "--model", str(_shipped()), "--out", str(tmp_path / "empty"), "--half"]) == 0
+    assert main(["-q", "export", "--model", str(_shipped()), "--out", str(tmp_path / "empty")]) == 0
+    assert (tmp_path / "empty" / "armani.json").is_file()
+
+
+def test_cleanup_removes_only_armani_leftovers(tmp_path):
+    """Folders that merely look like an earlier writer's staging, trash or backup names are
+    the user's and stay; armani's own leftovers (the marker of a dead process, an old copy of
+    armani output, an empty folder) go; a live writer's staging folder stays."""
+    target = tmp_path / "ds"
+    looks = [f"ds{STAGING}notes", f"ds{TRASH}2019", "ds.old", ".ds.old", ".ds.backup01", "ds.partial-draft"]
+    for name in looks:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mine.txt").write_text("user data")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ours = {f"ds{STAGING}dead": {"pid": int(dead.stdout), "host": os.uname().nodename},
+            f"ds{STAGING}live": {"pid": os.getppid(), "host": os.uname().nodename}}
+    import json
+    import socket
+    for name, owner in ours.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "half.bin").write_bytes(b"x")
+        (tmp_path / name / ".armani-staging").write_text(json.dumps({**owner, "host": socket.gethostname()}))
+    (tmp_path / f"ds{STAGING}swapped").mkdir()  # the old copy an exchange left behind
+    (tmp_path / f"ds{STAGING}swapped" / "dataset.json").write_text('{"format": "armani-dataset"}')
+    (tmp_path / f"ds{STAGING}empty").mkdir()
+    staged = staging_dir(target)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(looks + [f"ds{STAGING}live", staged.name])
+    assert all((tmp_path / n / "mine.txt").read_text() == "user data" for n in looks)
+
+
+_HOLD = """
+import sys
+from armani.formats.dataset import DatasetWriter, dataset_meta
+w = DatasetWriter(sys.argv[1], overwrite=True)
+w.add({"id": "first", "split": "train", "image": "x.png", "captions": ["a red dress"], "mask": None,
+       "attributes": None, "source": "t"})
+print("writing", flush=True)
+sys.stdin.readline()
+w.commit(dataset_meta("t", None, "t"))
+"""
+
+
+def test_a_second_writer_is_refused_at_once(tmp_path):
+    """Two processes, one target: while one fills its staging folder, a second `--overwrite`
+    writer is refused (one line, exit 2) instead of removing the first one's folder, and the
+    first one's dataset is installed whole."""
+    import json
+    out = tmp_path / "ds"
+    src = _folder_src(tmp_path / "src", 3, (200, 30, 30))
+    first = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    assert first.stdout.readline().strip() == "writing"
+    t0 = time.perf_counter()
+    second = subprocess.run(_armani("data", "import", "--format", "folder", "--src", src, "--out", out, "--overwrite"),
+                            capture_output=True, text=True)
+    assert second.returncode == 2 and "being written by another armani process" in second.stderr
+    assert second.stderr.count("\n") == 1 and time.perf_counter() - t0 < 60
+    first.communicate("\n", timeout=60)
+    assert first.returncode == 0
+    assert json.loads((out / "dataset.json").read_text())["num_samples"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "src"]
+
+
+_TRAINER = """
+import sys
+from armani.train.loop import Trainer
+from armani.train.registry import make_task
+task, cfg = make_task("segmenter", sys.argv[1], {"model": {"image_size": 48, "channels": [4, 8]}}, max_steps=1)
+t = Trainer(task, cfg, sys.argv[2], quiet=True)
+print("training", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.slow
+def test_a_second_trainer_of_one_run_is_refused(synth_ds, tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-c", _TRAINER, str(synth_ds), str(run)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline().strip() == "training"
+    before = (run / "config.json").read_bytes()
+    second = subprocess.run(_armani("train", "segmenter", "--data", synth_ds, "--out", run, "--max-steps", "1"),
+                            capture_output=True, text=True)
+    first.communicate("\n", timeout=60)
+    assert second.returncode == 2 and "being written by another armani process" in second.stderr
+    assert (run / "config.json").read_bytes() == before and not (run / "metrics.jsonl").exists()
+
+
+def test_train_writes_only_into_its_own_run(tmp_path, capsys):
+    """`train --out` refuses a bundle inside a pipeline folder and a folder of the user's;
+    `--resume` refuses another task's run; each before anything is written."""
+    import json
+    import shutil
+
+    from armani.cli import main
+    pipe = tmp_path / "pipe"
+    shutil.copytree(_shipped(), pipe)
+    before = _snapshot(pipe)
+    data = tmp_path / "nodata"
+    assert main(["-q", "train", "transformer", "--tokens", str(data), "--out", str(pipe / "transformer")]) == 2
+    assert main(["-q", "train", "sketch-vq", "--data", str(data), "--out", str(pipe / "sketch-vq")]) == 2
+    assert "not an armani training run" in capsys.readouterr().err
+    assert _snapshot(pipe) == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"lr": 3}')
+    assert main(["-q", "train", "segmenter", "--data", str(data), "--out", str(mine)]) == 2
+    assert (mine / "config.json").read_text() == '{"lr": 3}' and sorted(p.name for p in mine.iterdir()) == ["config.json"]
+    run = tmp_path / "seg-run"
+    (run / "checkpoints" / "step-00000001").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000001" / "trainer.json").write_text("{}")
+    cfg = json.dumps({"kind": "segmenter", "model": {}, "train": {}})
+    (run / "config.json").write_text(cfg)
+    assert main(["-q", "train", "transformer", "--tokens", str(data), "--out", str(run), "--resume"]) == 2
+    assert "holds a segmenter run" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == cfg
+
+
+def test_generate_replaces_its_own_folder_and_nothing_else(tmp_path, capsys):
+    import json
+
+    from armani.cli import main
+    out = tmp_path / "gen"
+    assert main(["-q", "generate", "--text", "a red dress", "--n", "3", "--seed", "1", "--out", str(out)]) == 0
+    assert main(["-q", "generate", "--text", "a blue dress", "--n", "1", "--seed", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["generation.json", "sample-00.png", "sheet.png"]
+    assert json.loads((out / "generation.json").read_text())["text"] == "a blue dress"
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"png")
+    assert main(["-q", "generate", "--text", "a red dress", "--n", "1", "--out", str(mine)]) == 2
+    assert "replaces only its own output" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["holiday.png"]
+
+
+def test_quickstart_fresh_removes_only_a_recipe_folder(tmp_path, capsys):
+    from armani.cli import main
+    mine = tmp_path / "Documents"
+    mine.mkdir()
+    (mine / "cv.pdf").write_bytes(b"%PDF")
+    assert main(["-q", "quickstart", "--out", str(mine), "--fresh", "--profile", "tiny"]) == 2
+    assert "replaces only its own output" in capsys.readouterr().err
+    assert (mine / "cv.pdf").read_bytes() == b"%PDF"

@@ -13,23 +13,29 @@ none and is what the tests call.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
+from .formats.images import MAX_PIXELS
 from .inference.pipeline import (
     GenerationError,
     Generator,
+    as_rgb,
     generate_from,
     load,
     prepare,
     sampling_config,
     unknown_words_message,
 )
+from .inference.sampling import check_seed
 from .report.sheet import Row, render
 
 MAX_SAMPLES = 16
+MAX_UPLOAD = "50mb"  # largest file the page accepts (an image of MAX_PIXELS is far smaller as a JPEG or PNG)
 EXAMPLES = ("a red T-shirt with a white logo", "a blue dress", "a black jacket with a zipper",
             "green trousers with two pockets", "a white shirt with black buttons")
 
@@ -45,17 +51,10 @@ class Result:
     note: str                  # seed used, unknown words
 
 
-def _rgb(img: np.ndarray | None) -> np.ndarray | None:
-    """(H, W, 3|4) or (H, W) -> (H, W, 3) uint8, transparency over white."""
-    if img is None:
-        return None
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, 2)
-    if img.shape[2] == 4:
-        a = img[..., 3:4].astype(np.float32) / 255.0
-        img = img[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)
-    return np.clip(img, 0, 255).astype(np.uint8)
+def _rgb(img, what: str = "image") -> np.ndarray | None:
+    """(H, W, 3|4) or (H, W) -> (H, W, 3) uint8, transparency over white (`pipeline.as_rgb`:
+    value ranges and the pixel limit checked)."""
+    return None if img is None else as_rgb(np.asarray(img), what)
 
 
 def _editor(value) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -98,9 +97,11 @@ def run_generation(g: Generator, text: str | None = None, sketch=None, partial=N
     ("x0,y0,x1,y1"). An untouched canvas is no sketch; then `sketch_upload` (an image) is the
     sketch, or with `sketch_is_photo` the photo whose edges are. A seed of -1 or None draws
     one. Raises GenerationError on bad input."""
-    n = int(n or 1)
+    n = _integer(1 if n is None else n, "samples")
     if not 1 <= n <= MAX_SAMPLES:
         raise GenerationError(f"samples must be between 1 and {MAX_SAMPLES}, got {n}")
+    seed = None if seed is None else _integer(seed, "seed")
+    top_k = None if top_k is None else _integer(top_k, "top-k")
     text = (text or "").strip() or None
     _, _, drawn = _editor(sketch)
     drawn = None if _blank(drawn) else drawn
@@ -122,10 +123,10 @@ def run_generation(g: Generator, text: str | None = None, sketch=None, partial=N
             box = None
     cond = prepare(g, text, sketch=None if sketch_is_photo else drawn, sketch_from=drawn if sketch_is_photo else None,
                    partial=photo, keep_box=box, keep_mask=mask)
-    if seed is None or int(seed) < 0:
+    if seed is None or seed < 0:
         seed = int.from_bytes(os.urandom(3), "little")
-    cfg = sampling_config(g, temperature, None if top_k is None else int(top_k), None, guidance)
-    images = generate_from(g, cond, n, int(seed), cfg)
+    cfg = sampling_config(g, temperature, top_k, None, guidance)
+    images = generate_from(g, cond, n, check_seed(seed), cfg)
     sheet = render([Row("", cond.text, cond.sketch, cond.partial, images)])
     used = [name for name, on in (("prompt", cond.text), ("sketch", cond.sketch is not None),
                                   ("partial image", cond.partial is not None)) if on]
@@ -135,6 +136,17 @@ def run_generation(g: Generator, text: str | None = None, sketch=None, partial=N
     if unknown:
         notes.append(unknown_words_message(unknown))
     return Result(list(images), sheet, "\n\n".join(notes))
+
+
+def _integer(v, what: str) -> int:
+    """A whole number from the page or an API client (a float like 4.0 is fine)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if isinstance(v, bool) or not math.isfinite(f) or f != int(f):
+        raise GenerationError(f"{what} must be a whole number, got {v!r}")
+    return int(v) if isinstance(v, int) else int(f)
 
 
 def _gradio():
@@ -148,6 +160,10 @@ def _gradio():
 def build_demo(model: str | os.PathLike | Generator | None = None, device: str | None = None):
     """The Gradio Blocks app (not launched)."""
     gr = _gradio()
+    from PIL import Image
+    # Gradio decodes uploads with Pillow before any armani code sees them: hold that decode to
+    # the pixel limit of every armani reader (Pillow refuses above twice its MAX_IMAGE_PIXELS).
+    Image.MAX_IMAGE_PIXELS = min(Image.MAX_IMAGE_PIXELS or MAX_PIXELS, MAX_PIXELS // 2)
     g = model if isinstance(model, Generator) else load(model, device)
     s = g.sampling
     brush = gr.Brush(default_size=8, colors=["#000000"], color_mode="fixed")
@@ -158,7 +174,7 @@ def build_demo(model: str | os.PathLike | Generator | None = None, device: str |
         try:
             r = run_generation(g, text, sketch, partial, keep_mask, n, seed, guidance, top_k, temperature,
                                keep_box, bool(sketch_is_photo), sketch_upload)
-        except GenerationError as e:
+        except UserError as e:
             raise gr.Error(str(e)) from None
         return r.images, r.sheet, r.note
 
@@ -201,5 +217,6 @@ def build_demo(model: str | os.PathLike | Generator | None = None, device: str |
 def launch(model=None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str | None = None,
            block: bool = True):
     demo = build_demo(model, device)
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block)
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                max_file_size=MAX_UPLOAD)
     return demo

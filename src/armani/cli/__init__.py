@@ -3,6 +3,7 @@ command group (data, train, evaluate, generate, recipes)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -43,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:  # bad input; anything else is a bug in armani and keeps its traceback
         print(f"armani: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None and e.errno not in _PLACE_ERRNOS:
+            raise
+        # A place that cannot be read or written (read-only, /proc, a full disk, no permission):
+        # the user's environment, not a bug.
+        remove_staging()
+        where = f": {e.filename}" if e.filename is not None else ""
+        print(f"armani: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except Terminated:
         remove_staging()
         print("armani: terminated", file=sys.stderr)
@@ -54,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+_PLACE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+                 errno.ENAMETOOLONG, errno.ELOOP, errno.EXDEV, errno.EEXIST, errno.ENOENT}
 
 
 class Terminated(BaseException):

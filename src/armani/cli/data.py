@@ -129,14 +129,16 @@ def cmd_masks(args) -> int:
 def cmd_tokenizer(args) -> int:
     from ..data.tokenizer import CaptionTokenizer, train_bpe
     from ..formats.dataset import Index, read_meta, write_meta
-    meta = read_meta(args.dir)
-    if args.from_file:
-        tok = CaptionTokenizer.from_file(args.from_file)
-    else:
-        texts = (c for rec in Index(args.dir, "train") for c in rec["captions"])
-        tok = CaptionTokenizer(train_bpe(texts, vocab_size=args.vocab_size))
-    tok.save(args.dir / "tokenizer.json")
-    meta["tokenizer"] = "tokenizer.json"
-    write_meta(args.dir, meta)
+    from ..formats.fsutil import target_lock
+    with target_lock(args.dir):
+        meta = read_meta(args.dir)
+        if args.from_file:
+            tok = CaptionTokenizer.from_file(args.from_file)
+        else:
+            texts = (c for rec in Index(args.dir, "train") for c in rec["captions"])
+            tok = CaptionTokenizer(train_bpe(texts, vocab_size=args.vocab_size))
+        tok.save(args.dir / "tokenizer.json")
+        meta["tokenizer"] = "tokenizer.json"
+        write_meta(args.dir, meta)
     print(f"wrote {args.dir / 'tokenizer.json'} ({tok.vocab_size} tokens)")
     return 0

@@ -68,10 +68,11 @@ SHEET_MAX = 16  # samples shown on sheet.png
 
 def cmd_generate(args) -> int:
     import os
-    from dataclasses import asdict
 
     import numpy as np
 
+    from ..formats.bundle import atomic_dir
+    from ..formats.fsutil import check_target
     from ..inference.pipeline import generate_batches, prepare, unknown_words_message
     from ..progress import bar
     from ..report.sheet import Row, render, save_png
@@ -82,8 +83,7 @@ def cmd_generate(args) -> int:
             raise UserError(f"--keep-box must be x0,y0,x1,y1, got {args.keep_box!r}")
     if args.model is not None and not args.model.exists():
         raise UserError(f"--model: no such file or folder: {args.model}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out: {args.out} is a file; give a folder for the images")
+    check_target(args.out, "generation")  # new, empty, or an earlier `armani generate` folder (replaced)
     if args.text is not None:
         try:
             args.text.encode("utf-8")
@@ -96,26 +96,33 @@ def cmd_generate(args) -> int:
     if unknown:
         print(f"warning: {unknown_words_message(unknown)}", file=sys.stderr)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little")
-    args.out.mkdir(parents=True, exist_ok=True)
     shown, start = [], 0
-    with bar(args.n, "generate", "img", args.quiet or args.n <= args.batch_size) as pb:
+    # Written beside --out and swapped in at the end: an earlier run's samples are replaced whole.
+    with atomic_dir(args.out, "generation") as tmp, \
+            bar(args.n, "generate", "img", args.quiet or args.n <= args.batch_size) as pb:
         # The first batch uses the seed itself: --n 40 begins with the images of --n 16.
         for images in generate_batches(g, cond, args.n, seed, cfg, args.batch_size, args.decode):
             for i, im in enumerate(images, start):
-                save_png(im, args.out / f"sample-{i:0{max(2, len(str(args.n - 1)))}d}.png")
+                save_png(im, tmp / f"sample-{i:0{max(2, len(str(args.n - 1)))}d}.png")
             shown += list(images[:max(0, SHEET_MAX - len(shown))])
             start += len(images)
             pb.update(len(images))
-    save_png(render([Row("", cond.text, cond.sketch, cond.partial, np.stack(shown))]), args.out / "sheet.png")
+        save_png(render([Row("", cond.text, cond.sketch, cond.partial, np.stack(shown))]), tmp / "sheet.png")
+        _write_record(tmp, args, g, cond, seed, cfg, unknown)
+    print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")
+    return 0
+
+
+def _write_record(tmp: Path, args, g, cond, seed: int, cfg, unknown: list[str]) -> None:
+    """generation.json: what made the samples."""
+    from dataclasses import asdict
     record = {"model": str(g.path), "text": cond.text, "sketch": str(args.sketch) if args.sketch else None,
               "sketch_from": str(args.sketch_from) if args.sketch_from else None,
               "partial": str(args.partial) if args.partial else None, "keep_box": args.keep_box,
               "keep_mask": str(args.keep_mask) if args.keep_mask else None, "n": args.n, "seed": seed,
               "batch_size": args.batch_size, "device": str(g.device), "decode": args.decode,
               "sampling": asdict(cfg), "unknown_words": unknown}
-    (args.out / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")
-    return 0
+    (tmp / "generation.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def cmd_export(args) -> int:
@@ -131,10 +138,14 @@ def cmd_demo(args) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
     if args.model is not None and not args.model.exists():
         raise UserError(f"--model: no such file or folder: {args.model}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be from 0 to 65535, got {args.port}")
     try:
         launch(args.model, args.host, args.port, args.share, args.device)
     except MissingExtra as e:
         raise UserError(str(e)) from None
+    except OSError as e:  # Gradio: the port is taken, or the host is not this machine's
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {e}") from None
     return 0
 
 

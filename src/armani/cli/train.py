@@ -60,9 +60,10 @@ def add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from ..train.loop import Trainer
+    from ..train.loop import Trainer, check_run_folder
     from ..train.registry import TASKS, make_task
     spec = TASKS[args.model]
+    check_run_folder(args.out, spec.kind or args.model, {}, args.resume)  # before the data is read
     overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
                  "workers": args.workers, "seed": args.seed, "report_to": args.report_to, "compile": args.compile}
     config = args.config

@@ -29,6 +29,7 @@ from ..formats.dataset import (
     DatasetWriter,
     dataset_meta,
 )
+from ..formats.fsutil import TooLarge, inside, read_capped
 from ..formats.images import (
     BadFile,
     encode_mask_png,
@@ -122,16 +123,22 @@ class Candidate:
     problem: str | None = None     # a reason to skip it found while listing
 
 
+# Caps on what one source file may hold: a caption file of one sample, and a file of
+# captions or annotations for the whole source (Fashionpedia's largest is about 0.2 GiB).
+MAX_CAPTION_FILE_BYTES = 1 << 20
+MAX_ANNOTATION_BYTES = 1 << 30
+
+
 def source_problem(src: Path, path: Path) -> str | None:
-    """Why a source file must not be read: a symlink leading out of SRC, or not a regular
-    file (a FIFO would hang the import, a device would never end)."""
+    """Why a source file must not be read: a symlink leading out of SRC, a symlink loop, or
+    not a regular file (a FIFO would hang the import, a device would never end)."""
+    if not inside(path, src):
+        return f"symlink leaves SRC: {path}"
     try:
-        if not path.resolve().is_relative_to(src.resolve()):
-            return f"symlink leaves SRC: {path}"
         if not stat.S_ISREG(path.stat().st_mode):
             return f"not a regular file: {path}"
-    except OSError as e:
-        return f"unreadable file: {path}: {e}"
+    except OSError as e:  # a symlink loop (ELOOP), a dangling link, no permission
+        return f"unreadable file: {path}: {e.strerror or e}"
     return None
 
 
@@ -200,11 +207,63 @@ def fit_to(m: np.ndarray, hw: tuple[int, int], path: Path) -> np.ndarray:
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
-def _read_json(path: Path):
+def _present(path: Path) -> bool:
+    """Whether a source file is there at all (a dangling or looping link counts, so that it
+    is reported instead of silently ignored)."""
+    return path.exists() or path.is_symlink()
+
+
+def _read_source(src: Path | None, path: Path, limit: int = MAX_ANNOTATION_BYTES) -> bytes:
+    """The bytes of a captions or annotations file: inside SRC (unless `src` is None: a
+    file the user named), a regular file, at most `limit` bytes."""
+    problem = source_problem(src, path) if src is not None else None
+    if problem is None and src is None and not path.is_file():
+        problem = f"not a regular file: {path}"
+    if problem:
+        raise ImportFailed(f"cannot read {path.name}: {problem}")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        return read_capped(path, limit, "captions or annotations file")
+    except TooLarge as e:
+        raise ImportFailed(str(e)) from None
+    except OSError as e:
+        raise ImportFailed(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _read_json(path: Path, src: Path | None, expect: type = dict, what: str = "an object keyed by id"):
+    """A whole-source JSON file (see `_read_source`) whose top level is an `expect`."""
+    try:
+        doc = json.loads(_read_source(src, path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ImportFailed(f"cannot read {path}: {e}") from None
+    if not isinstance(doc, expect):
+        raise ImportFailed(f"{path}: expected {what}, found {type(doc).__name__}")
+    return doc
+
+
+def _captions_jsonl(src: Path, path: Path) -> dict[str, object]:
+    """captions.jsonl: image file name -> its captions (checked later by `clean_captions`)."""
+    out: dict[str, object] = {}
+    for n, line in enumerate(_read_source(src, path).decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise ImportFailed(f"captions.jsonl line {n}: {e}") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or not rec["image"]:
+            raise ImportFailed(f"captions.jsonl line {n}: expected {{\"image\": name, \"captions\": [...]}}")
+        out[Path(rec["image"]).name] = rec.get("captions", rec.get("caption"))
+    return out
+
+
+def _caption_file(side: Path) -> list[str]:
+    """A sample's `<stem>.txt`, one caption a line (at most MAX_CAPTION_FILE_BYTES)."""
+    try:
+        return read_capped(side, MAX_CAPTION_FILE_BYTES, "caption file").decode("utf-8", "replace").splitlines()
+    except TooLarge as e:
+        raise Skip(str(e)) from None
+    except OSError as e:
+        raise Skip(f"unreadable file: {side}: {e.strerror or e}") from None
 
 
 def folder_candidates(src: Path) -> Iterator[Candidate]:
@@ -212,17 +271,7 @@ def folder_candidates(src: Path) -> Iterator[Candidate]:
     SRC/captions.jsonl ({"image": name, "captions": [...]} or "caption": "..."), optional
     SRC/masks/<stem>.png (armani label ids) and SRC/sketches/<stem>.png."""
     img_dir = src / "images" if (src / "images").is_dir() else src
-    jsonl: dict[str, object] = {}
-    if (src / "captions.jsonl").is_file():
-        for n, line in enumerate((src / "captions.jsonl").read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                caps = rec.get("captions", rec.get("caption"))
-                jsonl[Path(rec["image"]).name] = caps  # clean_captions checks its type
-            except (ValueError, KeyError, TypeError) as e:
-                raise ImportFailed(f"captions.jsonl line {n}: {e}") from None
+    jsonl = _captions_jsonl(src, src / "captions.jsonl") if _present(src / "captions.jsonl") else {}
     lut = table_lut({i: name for i, name in enumerate(LABEL_ID)})
     for p in sorted(img_dir.iterdir()):
         if p.suffix.lower() not in IMAGE_EXTS:
@@ -232,7 +281,10 @@ def folder_candidates(src: Path) -> Iterator[Candidate]:
             if side.exists() or side.is_symlink():
                 problem = source_problem(src, side)
                 if problem is None:
-                    caps = side.read_text(errors="replace").splitlines()
+                    try:
+                        caps = _caption_file(side)
+                    except Skip as e:
+                        problem = str(e)
                     files.append(side)
                 break
         if caps is None:
@@ -248,7 +300,7 @@ def folder_candidates(src: Path) -> Iterator[Candidate]:
 def vitonhd_candidates(src: Path) -> Iterator[Candidate]:
     """SRC/{train,test}/image/<id>_00.jpg, image-parse-v3/<id>_00.png, im_sketch/<id>_00.png,
     SRC/captions.json keyed by <id> (3 phrases each)."""
-    caps = _read_json(src / "captions.json") if (src / "captions.json").is_file() else {}
+    caps = _read_json(src / "captions.json", src) if _present(src / "captions.json") else {}
     lut = table_lut(VITONHD_TABLE)
     found = False
     for part in ("train", "test"):
@@ -270,7 +322,7 @@ def vitonhd_candidates(src: Path) -> Iterator[Candidate]:
 def dresscode_candidates(src: Path) -> Iterator[Candidate]:
     """SRC/{upper_body,lower_body,dresses}/images/<id>_0.jpg, label_maps/<id>_4.png,
     im_sketch/<id>_1.png; SRC/fine_captions.json keyed by the 6-digit id (list of phrases)."""
-    caps = _read_json(src / "fine_captions.json") if (src / "fine_captions.json").is_file() else {}
+    caps = _read_json(src / "fine_captions.json", src) if _present(src / "fine_captions.json") else {}
     lut = table_lut(DRESSCODE_TABLE)
     found = False
     for cat in ("upper_body", "lower_body", "dresses"):
@@ -282,8 +334,9 @@ def dresscode_candidates(src: Path) -> Iterator[Candidate]:
             key = p.stem[:-2]
             phrases = caps.get(key)
             # The phrases describe one garment: all of them joined, then each alone.
-            captions = None if phrases is None else ([", ".join(phrases)] + list(phrases)
-                                                     if isinstance(phrases, list) else [str(phrases)])
+            # Anything but a list of texts goes on as it is, for `clean_captions` to refuse.
+            captions = [", ".join(phrases)] + phrases if isinstance(phrases, list) and phrases \
+                and all(isinstance(x, str) for x in phrases) else phrases
             lm = src / cat / "label_maps" / f"{key}_4.png"
             sk = src / cat / "im_sketch" / f"{key}_1.png"
             yield Candidate(f"{cat}-{key}", p, captions, mapped_label_map(lm, lut) if lm.is_file() else None,
@@ -298,7 +351,7 @@ def deepfashion_mm_candidates(src: Path) -> Iterator[Candidate]:
     img_dir = src / "images"
     if not img_dir.is_dir():
         raise ImportFailed(f"{src}: no images folder (DeepFashion-MultiModal layout)")
-    caps = _read_json(src / "captions.json") if (src / "captions.json").is_file() else {}
+    caps = _read_json(src / "captions.json", src) if _present(src / "captions.json") else {}
     lut = table_lut(DEEPFASHION_MM_TABLE)
     for p in sorted(img_dir.glob("*.jpg")):
         c = caps.get(p.name)
@@ -367,31 +420,61 @@ def decode_coco_rle(counts, h: int, w: int) -> np.ndarray:
     return flat.reshape(w, h).T  # column-major
 
 
+def _fp_table(data: dict, key: str, need: dict[str, type | tuple[type, ...]], path: Path) -> list[dict]:
+    """`data[key]`: a list of objects each with the keys `need` of the types given, else
+    ImportFailed naming the first one that is not (a missing table is an empty one)."""
+    rows = data.get(key, [])
+    if not isinstance(rows, list):
+        raise ImportFailed(f"{path}: '{key}' must be a list, found {type(rows).__name__}")
+    for n, row in enumerate(rows):
+        bad = [k for k, t in need.items() if not isinstance(row, dict) or not isinstance(row.get(k), t)
+               or isinstance(row.get(k), bool)]
+        if bad:
+            raise ImportFailed(f"{path}: {key}[{n}] needs {', '.join(f'{k!r} ({_tname(need[k])})' for k in bad)}")
+    return rows
+
+
+def _tname(t) -> str:
+    return " or ".join(x.__name__ for x in t) if isinstance(t, tuple) else t.__name__
+
+
+_ID = (int, str)
+
+
 def fashionpedia_candidates(src: Path, annotations: Path | None = None) -> Iterator[Candidate]:
     """COCO-style JSON with polygon (or RLE) annotations of garments and garment parts;
-    images in SRC/images or SRC. Captions are composed from category, part and attribute names."""
+    images in SRC/images or SRC. Captions are composed from category, part and attribute names.
+    The tables the importer reads are checked first: a missing or mistyped key is one error
+    naming it, never a caption or mask made of the wrong values."""
+    named = annotations is not None
     if annotations is None:
         jsons = sorted(src.glob("*.json"))
         if len(jsons) != 1:
             raise ImportFailed(f"{src}: expected one annotation .json, found {len(jsons)} "
                                "(pass --annotations PATH)")
         annotations = jsons[0]
-    data = _read_json(annotations)
-    cats = {c["id"]: c for c in data.get("categories", [])}
+    data = _read_json(annotations, None if named else src, dict, "a COCO-style object")
+    cats = {c["id"]: c for c in _fp_table(data, "categories", {"id": _ID, "name": str}, annotations)}
     cat_names = {i: c["name"] for i, c in cats.items()}
-    attrs = {a["id"]: a for a in data.get("attributes", [])}
+    attrs = {a["id"]: a for a in _fp_table(data, "attributes", {"id": _ID, "name": str}, annotations)}
     by_image: dict[int, list[dict]] = {}
-    for a in data.get("annotations", []):
+    for a in _fp_table(data, "annotations", {"image_id": _ID, "category_id": _ID}, annotations):
         by_image.setdefault(a["image_id"], []).append(a)
+    images = _fp_table(data, "images", {"id": _ID, "file_name": str}, annotations)
     order = list(FASHIONPEDIA_TABLE)
     img_dir = src / "images" if (src / "images").is_dir() else src
-    for im in data.get("images", []):
+    for im in images:
         anns = by_image.get(im["id"], [])
+        problem = None
+        if any(not isinstance(a.get("attribute_ids", []), list)
+               or not all(isinstance(i, _ID) and not isinstance(i, bool) for i in a.get("attribute_ids", []))
+               for a in anns):
+            problem = "bad annotation: attribute_ids must be a list of ids"
         garments = sorted((a for a in anns if cats.get(a["category_id"], {}).get("supercategory")
-                           in _FP_GARMENT_SUPER), key=lambda a: -a.get("area", 0))
+                           in _FP_GARMENT_SUPER), key=lambda a: -_number(a.get("area")))
         parts = Counter(cat_names[a["category_id"]] for a in anns
                         if cats.get(a["category_id"], {}).get("supercategory") in _FP_PART_SUPER)
-        caption = _fp_caption(garments, parts, attrs, cat_names) if garments else None
+        caption = _fp_caption(garments, parts, attrs, cat_names) if garments and problem is None else None
 
         def mask(hw, anns=anns, im=im):
             h, w = hw
@@ -411,10 +494,16 @@ def fashionpedia_candidates(src: Path, annotations: Path | None = None) -> Itera
                              for p in seg if len(p) >= 6]
                     if polys:
                         cv2.fillPoly(out, polys, int(v))
+                elif seg is not None:
+                    raise Skip(f"bad mask annotation: segmentation is a {type(seg).__name__}")
             return out
 
         yield Candidate(str(im["id"]), img_dir / im["file_name"], None if caption is None else [caption],
-                        mask, source="fashionpedia")
+                        mask, source="fashionpedia", problem=problem)
+
+
+def _number(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
 FORMATS: dict[str, Callable[..., Iterator[Candidate]]] = {

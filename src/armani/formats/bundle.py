@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..errors import MissingInput, UserError
-from .fsutil import drop_staging, install_dir, staging_dir
+from .fsutil import check_target, drop_staging, inside, install_dir, staging_dir, target_lock
 
 BUNDLE_FORMAT = "armani-model/1"
 WEIGHTS = "model.safetensors"
@@ -79,24 +79,28 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, kind: str | tuple[str, ...]) -> Iterator[Path]:
     """A staging folder beside `path` to fill: it replaces `path` when the block ends cleanly
     (the old copy removed only once the new one is in; see `fsutil`) and is removed when it
-    raises, so `path` is never left half-written or missing."""
-    tmp = staging_dir(path)
-    try:
-        yield tmp
-        install_dir(tmp, path)
-    except BaseException:
-        drop_staging(tmp)
-        raise
+    raises, so `path` is never left half-written or missing. `path` must be new, empty or
+    armani output of `kind` (`fsutil.KIND_NAMES`), else nothing is written (UserError); the
+    target's lock is held throughout, so a second writer is refused (`fsutil.Busy`)."""
+    with target_lock(path):
+        check_target(path, kind)
+        tmp = staging_dir(path)
+        try:
+            yield tmp
+            install_dir(tmp, path)
+        except BaseException:
+            drop_staging(tmp)
+            raise
 
 
 def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocessing: dict | None = None,
                 parents: dict[str, str | os.PathLike] | None = None, extra: dict | None = None,
                 files: dict[str, str] | None = None) -> Path:
     """Write a bundle atomically (a temporary sibling directory, then a rename)."""
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, "model") as tmp:
         save_file(state_tensors(model), str(tmp / WEIGHTS))
         meta = {**bundle_meta(kind, unwrap(model).cfg, preprocessing, parents), **(extra or {})}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -160,7 +164,7 @@ def component_dir(pipe: Path, name: str) -> Path:
     if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
         raise UserError(f"{pipe / PIPELINE_FILE}: component {name!r} must be a folder inside the pipeline")
     p = pipe / name
-    if not p.resolve().is_relative_to(pipe.resolve()):
+    if not inside(p, pipe):
         raise UserError(f"{pipe / PIPELINE_FILE}: component {name!r} leads outside the pipeline")
     return p
 
@@ -185,6 +189,49 @@ def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
         return ckpts[-1]
     raise MissingInput(f"no model found at {p} (expected config.json + {WEIGHTS}, a run's model/ "
                             "or checkpoints/)")
+
+
+# Plausible sizes of a model config's numbers, checked before anything is built (building
+# tens of thousands of layers, even on the meta device, takes minutes). Far above any model
+# armani trains; a config beyond them is damaged or hostile.
+MAX_DEPTH = 256        # layers, blocks, levels
+MAX_SIZE = 1 << 20     # widths, vocabularies, codebooks, image sides, sequence lengths
+
+
+def implausible(config: dict) -> str | None:
+    """Why a model config's numbers cannot describe a real model (None when they can):
+    negative sizes, zero heads, depths or sizes beyond MAX_DEPTH and MAX_SIZE."""
+    for key, v in config.items():
+        vals = v if isinstance(v, list) else [v]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals) or not vals:
+            continue
+        if any(x != x or x in (float("inf"), float("-inf")) for x in vals):
+            return f"{key} is not finite"
+        if any(x < 0 for x in vals) and key not in _SIGNED:
+            return f"{key} is negative ({v})"
+        deep = "layers" in key or key in ("blocks",)
+        if deep and any(x > MAX_DEPTH for x in vals) or isinstance(v, list) and len(v) > 32:
+            return f"{key} is {v}, more than a model of {MAX_DEPTH} layers"
+        if any(x > MAX_SIZE for x in vals) and key not in _SIGNED:
+            return f"{key} is {v}, over {MAX_SIZE:,}"
+        if key.endswith("heads") and any(x < 1 for x in vals):
+            return f"{key} must be at least 1"
+        if (key in ("channels", "image_size", "patch", "num_codes", "code_dim", "z_channels", "vocab_size")
+                or key.endswith("width")) and any(x == 0 for x in vals) and not key.startswith("clip_"):
+            return f"{key} must be at least 1"
+    return None
+
+
+_SIGNED = ("text_eos",)  # config numbers that may be negative (-1: none)
+
+
+def _parents(rec, cfg_file: Path) -> dict[str, dict[str, str]]:
+    """A bundle's `parents`: name -> {"path", "sha256"} strings; UserError for another shape."""
+    rec = {} if rec is None else rec
+    if not isinstance(rec, dict) or not all(isinstance(v, dict) and isinstance(v.get("path"), str)
+                                            and isinstance(v.get("sha256", ""), str) for v in rec.values()):
+        raise UserError(f"{cfg_file}: 'parents' must map names to {{\"path\": ..., \"sha256\": ...}}")
+    return rec
 
 
 @dataclass
@@ -225,12 +272,18 @@ def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | 
         raise UserError(f"{cfg_file}: needs a string 'kind' and a 'config' object")
     if kind is not None and meta["kind"] != kind:
         raise UserError(f"{b} holds a {meta['kind']} model, expected {kind}")
+    meta["parents"] = _parents(meta.get("parents"), cfg_file)
+    if not isinstance(meta.setdefault("preprocessing", {}), dict):
+        raise UserError(f"{cfg_file}: 'preprocessing' must be an object")
+    problem = implausible(meta["config"])
+    if problem:
+        raise UserError(f"{cfg_file}: bad model config ({problem})")
     shapes = weight_shapes(b / WEIGHTS)
     try:
         with torch.device("meta"):
             want = {k: tuple(v.shape) for k, v in build(meta["kind"], meta["config"]).state_dict().items()}
-    except (TypeError, ValueError, KeyError) as e:
-        raise UserError(f"{cfg_file}: bad model config ({e})") from None
+    except (TypeError, ValueError, KeyError, ZeroDivisionError, RuntimeError, AssertionError, AttributeError) as e:
+        raise UserError(f"{cfg_file}: bad model config ({type(e).__name__}: {e})") from None
     wrong = [f"{k} {shapes[k]} (config: {want[k]})" for k in want if k in shapes and shapes[k] != want[k]]
     missing, unexpected = [k for k in want if k not in shapes], [k for k in shapes if k not in want]
     if wrong or missing or unexpected:

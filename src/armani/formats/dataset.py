@@ -26,7 +26,16 @@ import numpy as np
 
 from ..errors import UserError
 from ..labels import LABELS, PALETTE
-from .fsutil import atomic_write_text, drop_staging, install_dir, staging_dir
+from .fsutil import (
+    acquire_lock,
+    atomic_write_text,
+    check_target,
+    drop_staging,
+    inside,
+    install_dir,
+    release_lock,
+    staging_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +77,15 @@ def validate_record(rec: Any, root: str | os.PathLike | None = None) -> list[str
     for key in ("mask", "sketch"):
         if rec.get(key) is not None and not isinstance(rec[key], str):
             out.append(f"{key} must be a string or null")
-    base = Path(root).resolve() if root is not None else None
+    base = Path(root) if root is not None else None
     for key in PATH_KEYS:
         rel = rec.get(key)
         if not isinstance(rel, str) or not rel:
             continue
         p = Path(rel)
-        if p.is_absolute() or ".." in p.parts or "\\" in rel:
+        if p.is_absolute() or ".." in p.parts or "\\" in rel or "\x00" in rel:
             out.append(f"{key} path {rel!r} must be relative and inside the dataset")
-        elif base is not None and not (base / p).resolve().is_relative_to(base):
+        elif base is not None and not inside(base / p, base):
             out.append(f"{key} path {rel!r} leads outside the dataset (a symlink)")
     return out
 
@@ -188,6 +197,9 @@ def iter_records(root: str | os.PathLike) -> Iterator[tuple[int, dict | None, st
 class DatasetWriter:
     """Builds a dataset in `<out>.staging-*` and swaps it in for `out` on `commit()` (an
     earlier dataset at `out` is removed only once the new one is in place; see `fsutil`).
+    `out` must be new, an empty folder or, with `overwrite`, a dataset: anything else is
+    refused before anything is written. The target's lock is held from here to the end, so a
+    second writer of the same `out` is refused at once (`fsutil.Busy`).
 
     Used as a context manager: leaving the block by an exception removes the partial
     folder, so nothing half-written is left behind.
@@ -195,12 +207,19 @@ class DatasetWriter:
 
     def __init__(self, out: str | os.PathLike, overwrite: bool = False):
         self.out = Path(out)
-        if self.out.exists() and not overwrite:
-            raise DatasetError(f"{self.out} already exists (pass --overwrite to replace it)")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = staging_dir(self.out)
-        self.overwrite = overwrite
-        self._index = open(self.tmp / "index.jsonl", "w")
+        self.tmp = None
+        acquire_lock(self.out)
+        self._locked = True
+        try:
+            check_target(self.out, "dataset", replace=overwrite, flag="--overwrite", error=DatasetError)
+            self.tmp = staging_dir(self.out)
+            self.overwrite = overwrite
+            self._index = open(self.tmp / "index.jsonl", "w")
+        except BaseException:
+            if self.tmp is not None:
+                drop_staging(self.tmp)
+            self._unlock()
+            raise
         self.counts: dict[str, int] = {}
 
     def path(self, rel: str) -> Path:
@@ -221,12 +240,21 @@ class DatasetWriter:
         write_meta(self.tmp, meta)
         for name, text in (extra_files or {}).items():
             atomic_write_text(self.tmp / name, text)
-        return install_dir(self.tmp, self.out)
+        try:
+            return install_dir(self.tmp, self.out)
+        finally:
+            self._unlock()
 
     def abort(self) -> None:
         if not self._index.closed:
             self._index.close()
         drop_staging(self.tmp)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            release_lock(self.out)
 
     def __enter__(self) -> DatasetWriter:
         return self

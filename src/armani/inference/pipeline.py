@@ -18,6 +18,7 @@ when at least half of its pixels are).
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -48,11 +49,12 @@ from ..formats.bundle import (
     sha256_file,
     state_tensors,
 )
-from ..formats.images import BadFile, read_image_strict
+from ..formats.fsutil import check_target
+from ..formats.images import MAX_PIXELS, BadFile, read_image_strict
 from ..models.transformer import CrossModalTransformer
 from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer, pipeline_tokenizers
 from .modes import MODES, chest_band
-from .sampling import SamplingConfig, sample_tokens
+from .sampling import SamplingConfig, batch_seed, check_seed, sample_tokens
 
 # A pipeline folder's components and the bundle kind of each. The sketch tokenizer is a VQ
 # autoencoder like stage 1 (bundle kind "vqgan") in the role "sketch-vq".
@@ -130,13 +132,13 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device | Non
     if pipe is not None:
         return _load_pipeline(pipe, device)
     b = load_bundle(path, "transformer", device)
-    parents = b.meta.get("parents", {})
+    parents = {LEGACY_COMPONENTS.get(k, k): v for k, v in b.meta["parents"].items()}
     if "vqgan" not in parents:
         raise UserError(f"{b.path} records no stage-1 model")
-    parents = {LEGACY_COMPONENTS.get(k, k): v for k, v in parents.items()}
     image = load_image_tokenizer(parents["vqgan"]["path"], device=device)
     sketch = load_image_tokenizer(parents["sketch-vq"]["path"], device=device) if "sketch-vq" in parents else None
     tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
+    check_fit(b.path, b.model, image, sketch, tok)
     return Generator(b.model, image, sketch, tok, DEFAULT_SAMPLING, b.path, {"source": str(b.path)})
 
 
@@ -145,8 +147,46 @@ def _load_pipeline(path: Path, device) -> Generator:
     if not meta["components"].get("transformer"):
         raise UserError(f"{path / PIPELINE_FILE}: names no transformer, so it cannot generate")
     transformer = load_bundle(component_dir(path, meta["components"]["transformer"]), "transformer", device).model
-    sampling = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **meta.get("sampling", {})})
+    sampling = _recorded_sampling(path, meta.get("sampling"))
+    check_fit(path, transformer, image, sketch, image.tokenizer)
     return Generator(transformer, image, sketch, image.tokenizer, sampling, path, meta)
+
+
+def _recorded_sampling(path: Path, rec) -> SamplingConfig:
+    """The sampling defaults a pipeline's armani.json records, checked."""
+    rec = {} if rec is None else rec
+    known = set(asdict(DEFAULT_SAMPLING))
+    if not isinstance(rec, dict) or set(rec) - known:
+        raise UserError(f"{path / PIPELINE_FILE}: 'sampling' must be an object with keys among "
+                        f"{', '.join(sorted(known))}, got {rec!r}")
+    cfg = SamplingConfig(**{**asdict(DEFAULT_SAMPLING), **rec})
+    try:
+        cfg.check()
+    except UserError as e:
+        raise UserError(f"{path / PIPELINE_FILE}: sampling: {e}") from None
+    return cfg
+
+
+def check_fit(where: Path, transformer: CrossModalTransformer, image: ImageTokenizer,
+              sketch: ImageTokenizer | None, tokenizer: CaptionTokenizer) -> None:
+    """UserError when a pipeline's models do not fit each other (the Transformer's token
+    counts against stage 1, the sketch tokenizer and the caption tokenizer), so a bad folder
+    fails at load, not in the middle of a generation."""
+    t, vq = transformer.cfg, image.vq.cfg
+    wrong = []
+    if t.image_codes != vq.num_codes or t.image_len != vq.grid ** 2:
+        wrong.append(f"the Transformer reads {t.image_len} image tokens of {t.image_codes} codes, stage 1 makes "
+                     f"{vq.grid ** 2} of {vq.num_codes}")
+    if sketch is not None and t.sketch_len and (t.sketch_codes != sketch.vq.cfg.num_codes
+                                                or t.sketch_len != sketch.vq.cfg.grid ** 2):
+        wrong.append(f"the Transformer reads {t.sketch_len} sketch tokens of {t.sketch_codes} codes, the sketch "
+                     f"tokenizer makes {sketch.vq.cfg.grid ** 2} of {sketch.vq.cfg.num_codes}")
+    if sketch is not None and sketch.vq.cfg.image_size != vq.image_size:
+        wrong.append(f"the sketch tokenizer works at {sketch.vq.cfg.image_size} px, stage 1 at {vq.image_size}")
+    if tokenizer.vocab_size > t.text_vocab:
+        wrong.append(f"the caption tokenizer has {tokenizer.vocab_size} tokens, the Transformer reads {t.text_vocab}")
+    if wrong:
+        raise UserError(f"{where}: the models do not fit each other: {'; '.join(wrong)}")
 
 
 def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
@@ -192,13 +232,14 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
     stores float weights as float16 (half the size; loaded back as float32); `measured`
     (component -> figure -> value) goes into the card. No file names a path of this machine."""
     from ..report.modelcard import model_card
+    check_target(out, "pipeline")  # before the models load: only a pipeline folder is replaced
     g = load(model)
     st, sk = g.image_tokenizer, g.sketch_tokenizer
     mods = {"transformer": g.transformer, "vqgan": st.vq, "sketch-vq": sk.vq if sk else None,
             "maskclip": st.maskclip, "segmenter": st.segmenter}
     mods = {k: m for k, m in mods.items() if m is not None}
     trained, data = _component_provenance(model, g)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "pipeline") as tmp:
         for name, m in mods.items():
             (tmp / name).mkdir()
             state = state_tensors(m)
@@ -224,13 +265,50 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
 
 # --- conditions -------------------------------------------------------------------------
 
-def _image(src, what: str) -> np.ndarray:
+def _pixels(a: np.ndarray, what: str) -> np.ndarray:
+    """An image array as uint8 in 0..255: uint8 as it is, bool as 0/255, other integers
+    within 0..255, floats finite and within [0, 1] (scaled by 255) or [0, 255]."""
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if a.dtype == np.uint8:
+        return a
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise GenerationError(f"the {what} must be an array of numbers, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise GenerationError(f"the {what} has values that are not finite (NaN or infinity)")
+    lo, hi = (a.min(), a.max()) if a.size else (0, 0)
+    if lo < 0 or hi > 255:
+        raise GenerationError(f"the {what} has values from {lo:g} to {hi:g}; image arrays must lie in 0..255 "
+                              "(or 0..1 for floats)")
+    if np.issubdtype(a.dtype, np.floating) and hi <= 1:
+        a = a * 255.0
+    return np.round(a).astype(np.uint8)
+
+
+def as_rgb(src, what: str) -> np.ndarray:
+    """A condition image: a file path, or an (H, W), (H, W, 1|3|4) array (or PIL image) ->
+    (H, W, 3) uint8; transparency goes over white. Files and arrays alike are held to the
+    pixel limit of every reader (`formats.images.MAX_PIXELS`)."""
+    if not isinstance(src, (str, os.PathLike, np.ndarray)):
+        if hasattr(src, "__array_interface__") or hasattr(src, "getbands"):  # a PIL image
+            src = np.asarray(src)
+        else:
+            raise GenerationError(f"the {what} must be a file path or an image array, got {type(src).__name__}")
     if isinstance(src, np.ndarray):
-        if src.ndim == 2:
-            src = np.repeat(src[..., None], 3, 2)
-        if src.ndim != 3 or src.shape[2] != 3:
-            raise GenerationError(f"the {what} must be an (H, W, 3) array, got {src.shape}")
-        return src.astype(np.uint8)
+        if src.ndim == 3 and src.shape[2] == 1:
+            src = src[..., 0]
+        if not (src.ndim == 2 or (src.ndim == 3 and src.shape[2] in (3, 4))) or 0 in src.shape:
+            raise GenerationError(f"the {what} must be an (H, W), (H, W, 3) or (H, W, 4) array, got {src.shape}")
+        if src.shape[0] * src.shape[1] > MAX_PIXELS:
+            raise GenerationError(f"the {what} is {src.shape[1]} x {src.shape[0]}, over the {MAX_PIXELS:,}-pixel "
+                                  "limit")
+        img = _pixels(src, what)
+        if img.ndim == 2:
+            return np.repeat(img[..., None], 3, 2)
+        if img.shape[2] == 4:
+            alpha = img[..., 3:4].astype(np.float32) / 255.0
+            return np.round(img[..., :3] * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
+        return np.ascontiguousarray(img)
     p = Path(src)
     if not p.is_file():
         raise GenerationError(f"{what}: no such file: {p}")
@@ -241,7 +319,9 @@ def _image(src, what: str) -> np.ndarray:
 
 
 def _gray(src, what: str) -> np.ndarray:
-    return _image(src, what).mean(2).astype(np.uint8)
+    """(H, W) uint8; an array of only 0s and 1s is taken as 0/255 (a binary map)."""
+    g = as_rgb(src, what).mean(2).astype(np.uint8)
+    return g * 255 if g.size and int(g.max()) <= 1 else g
 
 
 def sketch_map(g: Generator, sketch=None, sketch_from=None) -> np.ndarray | None:
@@ -250,7 +330,7 @@ def sketch_map(g: Generator, sketch=None, sketch_from=None) -> np.ndarray | None
     if sketch is not None and sketch_from is not None:
         raise GenerationError("give a sketch or a photo to take one from, not both")
     if sketch_from is not None:
-        return canny(letterbox(_image(sketch_from, "sketch photo"), s))
+        return canny(letterbox(as_rgb(sketch_from, "sketch photo"), s))
     if sketch is None:
         return None
     gray = _gray(sketch, "sketch")
@@ -260,16 +340,26 @@ def sketch_map(g: Generator, sketch=None, sketch_from=None) -> np.ndarray | None
     return np.where(small > 40, 255, 0).astype(np.uint8)
 
 
+def _box(keep_box) -> tuple[int, int, int, int]:
+    """Four finite numbers x0, y0, x1, y1 (a sequence, or text "x0,y0,x1,y1"), rounded."""
+    vals = keep_box.split(",") if isinstance(keep_box, str) else keep_box
+    try:
+        nums = [float(v) for v in vals]
+    except (TypeError, ValueError):
+        nums = []
+    if len(nums) != 4 or not all(math.isfinite(v) for v in nums):
+        raise GenerationError(f"keep box must be four finite numbers x0,y0,x1,y1, got {keep_box!r}")
+    return tuple(int(round(v)) for v in nums)
+
+
 def keep_map(g: Generator, image: np.ndarray, keep_box=None, keep_mask=None) -> np.ndarray:
-    """The kept pixels (S, S) bool of a partial image after letterboxing."""
+    """The kept pixels (S, S) bool of a partial image after letterboxing. A keep mask keeps
+    its light pixels (over 127), or, when it holds only 0s and 1s, its non-zero ones."""
     h, w = image.shape[:2]
     if (keep_box is None) == (keep_mask is None):
         raise GenerationError("a partial image needs exactly one of a keep box (x0,y0,x1,y1) or a keep mask")
     if keep_box is not None:
-        try:
-            x0, y0, x1, y1 = (int(round(float(v))) for v in keep_box)
-        except (TypeError, ValueError):
-            raise GenerationError(f"keep box must be four numbers x0,y0,x1,y1, got {keep_box!r}") from None
+        x0, y0, x1, y1 = _box(keep_box)
         if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise GenerationError(f"keep box {x0},{y0},{x1},{y1} is not a non-empty box inside the "
                                   f"{w} x {h} image")
@@ -324,7 +414,7 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
     part_tok = torch.full((1, c.image_len), c.image_empty, dtype=torch.long)
     shown = None
     if partial is not None:
-        img = _image(partial, "partial image")
+        img = as_rgb(partial, "partial image")
         keep = keep_map(g, img, keep_box, keep_mask)
         small = letterbox(img, s)
         grid = g.image_tokenizer.vq.cfg.grid
@@ -361,28 +451,32 @@ def generate_batches(g: Generator, cond: Conditions, n: int = 1, seed: int | Non
     """`n` images from one set of conditions, drawn `batch_size` at a time (any `n` fits in
     memory): yields (b, H, W, 3) uint8 arrays. The first batch is seeded with `seed` itself,
     so the first images of a larger `n` are those of a smaller one; batch k starting at image
-    i with seed * 1_000_003 + i. On CUDA the Transformer runs in bfloat16 and, with `decode`
+    i with seed * 1_000_003 + i (modulo 2**64). On CUDA the Transformer runs in bfloat16 and, with `decode`
     "auto", each token step is replayed from a CUDA graph (`inference.sampling`)."""
-    if n < 1:
-        raise GenerationError("n must be at least 1")
-    if batch_size < 1:
-        raise GenerationError("batch_size must be at least 1")
+    n, batch_size = _whole(n, "n"), _whole(batch_size, "batch_size")
     cfg = sampling or g.sampling
     try:
         cfg.check()
     except ValueError as e:
         raise GenerationError(str(e)) from None
     dev = g.device
-    seed = int(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
+    seed = check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         gen = torch.Generator(device=dev)
-        gen.manual_seed(seed if start == 0 else seed * 1_000_003 + start)
+        gen.manual_seed(batch_seed(seed, start))
         rep = lambda t: t.to(dev).expand(b, -1).contiguous()  # noqa: E731, B023
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens),
                                    cfg, gen, decode=decode)
         yield decode_tokens(g, tokens)
+
+
+def _whole(v, name: str) -> int:
+    """A count of at least 1, or GenerationError naming it."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise GenerationError(f"{name} must be a whole number of at least 1, got {v!r}")
+    return int(v)
 
 
 def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,

@@ -22,9 +22,11 @@ prefix: it is encoded once per batch and copied into their cache rows.
 """
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import UserError
@@ -39,6 +41,15 @@ class SamplingConfig:
     guidance: float = 1.0           # classifier-free guidance scale; 1: off
 
     def check(self) -> None:
+        """UserError naming the first setting that is of the wrong type or out of range."""
+        for name in ("temperature", "guidance", "top_p"):
+            v = getattr(self, name)
+            if v is None and name == "top_p":
+                continue
+            if not _real(v) or not math.isfinite(v):
+                raise UserError(f"{name} must be a finite number, got {v!r}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or isinstance(self.top_k, bool)):
+            raise UserError(f"top_k must be a whole number or null, got {self.top_k!r}")
         if self.temperature < 0:
             raise UserError("temperature must be >= 0")
         if self.top_k is not None and self.top_k < 1:
@@ -47,6 +58,26 @@ class SamplingConfig:
             raise UserError("top_p must be in (0, 1]")
         if self.guidance < 0:
             raise UserError("guidance must be >= 0")
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(seed) -> int:
+    """A seed as an int in [0, 2**64), the range torch's generators take; UserError else."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise UserError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
+    return int(seed)
+
+
+def batch_seed(seed: int, start: int) -> int:
+    """The seed of the batch that begins at image `start`: the seed itself for the first,
+    then seed * 1_000_003 + start, wrapped into the generator's 64 bits."""
+    return seed if start == 0 else (seed * 1_000_003 + start) % (MAX_SEED + 1)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:

@@ -137,26 +137,28 @@ def stage_config(out: Path, name: str, kind: str, preset: dict, extra: dict | No
 def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     if cfg.preset not in PRESETS:
         raise UserError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
-    x = _Experiment(cfg, StageRunner(cfg.out, {"preset": cfg.preset, "seed": cfg.seed}, cfg.fresh, cfg.quiet, log))
-    run = x.runner.run
-    run("synth", x.synth)
-    for kind in ("segmenter", "maskclip", "sketch-vq"):
-        run(kind, lambda k=kind: x.train_shared(k))
-    run("judge", x.train_judge)
-    for name in x.stage1_names:
-        run(f"stage1-{name}", lambda s=name: x.train_stage1(s))
-    for v in x.arms:
-        for k in range(x.preset["seeds"]):
-            run(f"stage2-{v}-s{k}", lambda s=v, k=k: x.train_stage2(s, k))
-    for v in x.arms:
-        for k in range(x.preset["seeds"]):
-            run(f"eval-{v}-s{k}", lambda s=v, k=k: x.evaluate(s, k))
-    x.collect()
-    x.runner.save()
-    (x.out / "results.json").write_text(json.dumps(x.results, indent=2) + "\n")
-    (x.out / "table.md").write_text(part_table(x.results) + "\n" + table(x.summary, x.n_prompts,
-                                                                          x.preset["mode_samples"]))
-    return x.summary
+    runner = StageRunner(cfg.out, {"preset": cfg.preset, "seed": cfg.seed}, cfg.fresh, cfg.quiet, log)
+    with runner:
+        x = _Experiment(cfg, runner)
+        run = x.runner.run
+        run("synth", x.synth)
+        for kind in ("segmenter", "maskclip", "sketch-vq"):
+            run(kind, lambda k=kind: x.train_shared(k))
+        run("judge", x.train_judge)
+        for name in x.stage1_names:
+            run(f"stage1-{name}", lambda s=name: x.train_stage1(s))
+        for v in x.arms:
+            for k in range(x.preset["seeds"]):
+                run(f"stage2-{v}-s{k}", lambda s=v, k=k: x.train_stage2(s, k))
+        for v in x.arms:
+            for k in range(x.preset["seeds"]):
+                run(f"eval-{v}-s{k}", lambda s=v, k=k: x.evaluate(s, k))
+        x.collect()
+        x.runner.save()
+        (x.out / "results.json").write_text(json.dumps(x.results, indent=2) + "\n")
+        (x.out / "table.md").write_text(part_table(x.results) + "\n" + table(x.summary, x.n_prompts,
+                                                                              x.preset["mode_samples"]))
+        return x.summary
 
 
 def _seed_run(variant: str, k: int) -> str:

@@ -56,23 +56,25 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
         raise UserError(f"unknown profile {cfg.profile!r}; profiles: auto, {', '.join(PROFILES)}")
     settings = PROFILES[profile].get("settings", {})
     cfg = replace(cfg, profile=profile, n=cfg.n or settings.get("n", 4000), size=cfg.size or settings.get("size", 64))
-    q = _Quickstart(cfg, StageRunner(cfg.out, {"n": cfg.n, "size": cfg.size, "seed": cfg.seed,
-                                               "profile": cfg.profile}, cfg.fresh, cfg.quiet, log))
-    run = q.runner.run
-    run("synth", q.synth)
-    run("check", q.check)
-    run("preview", q.preview)
-    for kind in ("segmenter", "maskclip", "vqgan", "sketch-vq"):
-        run(kind, lambda k=kind: q.train(k))
-    run("tokenize", q.tokenize)
-    run("transformer", lambda: q.train("transformer"))
-    run("evaluate", q.evaluate)
-    run("export", q.export)
-    run("generate", q.generate)
-    run("colours", q.colours)
-    quickstart_page(q.out, q.summary)
-    q.runner.save()
-    return q.summary
+    runner = StageRunner(cfg.out, {"n": cfg.n, "size": cfg.size, "seed": cfg.seed, "profile": cfg.profile},
+                         cfg.fresh, cfg.quiet, log)
+    with runner:
+        q = _Quickstart(cfg, runner)
+        run = q.runner.run
+        run("synth", q.synth)
+        run("check", q.check)
+        run("preview", q.preview)
+        for kind in ("segmenter", "maskclip", "vqgan", "sketch-vq"):
+            run(kind, lambda k=kind: q.train(k))
+        run("tokenize", q.tokenize)
+        run("transformer", lambda: q.train("transformer"))
+        run("evaluate", q.evaluate)
+        run("export", q.export)
+        run("generate", q.generate)
+        run("colours", q.colours)
+        quickstart_page(q.out, q.summary)
+        q.runner.save()
+        return q.summary
 
 
 class _Quickstart:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from ..formats.fsutil import atomic_write_text
+from ..formats.fsutil import acquire_lock, atomic_write_text, check_target, release_lock
 
 
 class StageRunner:
@@ -20,17 +20,34 @@ class StageRunner:
 
     def __init__(self, out: str | Path, settings: dict, fresh: bool = False, quiet: bool = False, log=print):
         self.out = Path(out)
-        if fresh and self.out.exists():
-            shutil.rmtree(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.path = self.out / "summary.json"
-        self.summary: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        if self.summary.get("settings") not in (None, settings):
-            raise UserError(f"{self.out} was made with {self.summary['settings']}; pass --fresh to start over "
-                            "with new settings, or choose another --out")
-        self.summary["settings"] = settings
-        self.stages: dict[str, float] = self.summary.setdefault("stage_seconds", {})
-        self.quiet, self.log = quiet, log
+        acquire_lock(self.out)  # given back by `close`, or when the process ends
+        try:
+            check_target(self.out, "recipe")  # --fresh removes only a recipe's own folder
+            if fresh and self.out.exists():
+                shutil.rmtree(self.out)
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.path = self.out / "summary.json"
+            self.summary: dict = json.loads(self.path.read_text()) if self.path.is_file() else {}
+            if self.summary.get("settings") not in (None, settings):
+                raise UserError(f"{self.out} was made with {self.summary['settings']}; pass --fresh to start over "
+                                "with new settings, or choose another --out")
+            self.summary["settings"] = settings
+            self.stages: dict[str, float] = self.summary.setdefault("stage_seconds", {})
+            self.quiet, self.log = quiet, log
+            self.save()  # from now on the folder reads as a recipe's, so a re-run may resume it
+        except BaseException:
+            release_lock(self.out)
+            raise
+
+    def close(self) -> None:
+        """Give back the folder's lock."""
+        release_lock(self.out)
+
+    def __enter__(self) -> StageRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def save(self) -> None:
         self.summary["total_seconds"] = round(sum(self.stages.values()), 2)

@@ -14,6 +14,7 @@ from ..data.dataset import GarmentDataset, dataset_tokenizer, loader_workers
 from ..errors import UserError
 from ..formats.bundle import WEIGHTS, atomic_dir, sha256_file
 from ..formats.dataset import read_meta
+from ..formats.fsutil import check_target
 from ..formats.tokens import TOKENS_FORMAT
 from ..inference.image_tokens import load_image_tokenizer
 
@@ -43,6 +44,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
 
     from ..inference.pipeline import resolve_device
     data, out = Path(data), Path(out)
+    check_target(out, "tokens")  # before the models load: only a token folder is replaced
     meta = read_meta(data)
     dev = resolve_device(device)
     st = load_image_tokenizer(model, maskclip, segmenter, dev)
@@ -62,7 +64,7 @@ def tokenize_dataset(model: str | os.PathLike, data: str | os.PathLike, out: str
             "sketch-vq": {"path": str(sk.path), "sha256": sha256_file(sk.path / WEIGHTS)} if sk else None,
             "fusion_caption": "first", "splits": {}}
     cut = 0  # captions longer than the text block, cut short (the model never sees their end)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "tokens") as tmp:
         for split in splits:
             ds = GarmentDataset(data, split, image_size=size, tokenizer=tok, max_text_len=st.max_text_len,
                                 augment=False, caption="first")

@@ -38,7 +38,7 @@ from ..config import TrainConfig, to_dict
 from ..data.dataset import loader_workers
 from ..errors import UserError
 from ..formats.bundle import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
-from ..formats.fsutil import atomic_write_text, install_dir
+from ..formats.fsutil import acquire_lock, atomic_write_text, describe, install_dir, output_kind, release_lock
 from ..progress import bar
 
 TRAIN_ONLY = "train-only.safetensors"  # checkpoint weights that are not part of the model bundle
@@ -276,6 +276,32 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
+def check_run_folder(run: Path, kind: str, model: dict, resume: bool) -> None:
+    """Refuse (UserError) a run folder that is not a new or empty folder or a run of this
+    task: another kind of armani output (a dataset, a bundle inside a pipeline), files of the
+    user's, a run of another model, or, to resume, a run of another model config."""
+    if run.is_symlink() or (run.exists() and not run.is_dir()):
+        raise UserError(f"--out {run} is {describe(run)}; give a folder for the run")
+    if not run.exists():
+        return
+    if output_kind(run) != "run":
+        if any(run.iterdir()):
+            raise UserError(f"--out {run} holds {describe(run)}, not an armani training run; choose a new or "
+                            "empty folder")
+        return
+    old = json.loads((run / "config.json").read_text())
+    if old["kind"] != kind:
+        raise UserError(f"--out {run} holds a {old['kind']} run; this trains a {kind}: choose another --out")
+    if checkpoints(run) and not resume:
+        raise UserError(f"{run} already holds a run; pass --resume to continue it, or choose another --out")
+    theirs = old.get("model") if isinstance(old.get("model"), dict) else {}
+    differ = sorted(k for k in model if k in theirs and theirs[k] != model[k])
+    if resume and checkpoints(run) and differ:
+        raise UserError(f"--resume: the run in {run} has another model config ({', '.join(differ[:4])}: "
+                        f"{', '.join(repr(theirs[k]) for k in differ[:4])}); resume it with the config it was "
+                        "started with")
+
+
 class Trainer:
     def __init__(self, task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False,
                  quiet: bool = False, extra_config: dict | None = None):
@@ -298,11 +324,18 @@ class Trainer:
         self.cpu_bf16 = precision == "bf16" and not gpu
         self.acc = Accelerator(mixed_precision="no" if self.cpu_bf16 else precision, cpu=not gpu, **tracking)
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
-        existing = checkpoints(self.run)
-        if existing and not resume:
-            raise UserError(f"{self.run} already holds a run; pass --resume to continue it, or choose "
-                             "another --out")
-        self.resume_from = existing[-1] if (resume and existing) else None
+        self._locked, refused = False, None
+        if self.acc.is_main_process:  # before anything is written: the folder is this run's, and ours alone
+            try:
+                acquire_lock(self.run)
+                self._locked = True
+                check_run_folder(self.run, task.kind, to_dict(task.model_config), resume)
+            except UserError as e:
+                refused = e
+                self.close()
+        if not self._all(refused is None):
+            raise refused or UserError(f"{self.run}: refused by the main process")
+        self.resume_from = checkpoints(self.run)[-1] if (resume and checkpoints(self.run)) else None
         if self.acc.is_main_process:
             self.run.mkdir(parents=True, exist_ok=True)
             if self.resume_from is None:  # a fresh start keeps no log of an earlier, unsaved attempt
@@ -409,8 +442,17 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self) -> FitResult:
-        with deterministic_kernels(self.cfg.deterministic):
-            return self._fit()
+        try:
+            with deterministic_kernels(self.cfg.deterministic):
+                return self._fit()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give back the run folder's lock (`fit` does when it ends)."""
+        if self._locked:
+            self._locked = False
+            release_lock(self.run)
 
     def _fit(self) -> FitResult:
         cfg, acc = self.cfg, self.acc

@@ -39,6 +39,7 @@ class ConfigFlag:
 class TaskSpec:
     factory: str                    # "module:function" in armani.train, imported when the task is made
     help: str
+    kind: str = ""                  # the bundle kind it trains (`Task.kind`); default: the task's name
     reads: str = "data"             # "data": a dataset folder; "tokens": a token folder
     parents: tuple[str, ...] = ()   # trained models it takes: "maskclip", "segmenter"
     flags: tuple[ConfigFlag, ...] = ()
@@ -53,7 +54,7 @@ TASKS: dict[str, TaskSpec] = {
                       parents=("maskclip", "segmenter"),
                       flags=(ConfigFlag("--fusion", "model", "fusion", "'none' trains the plain VQGAN codebook "
                                         "(baseline); default from the config", choices=("maskclip", "none")),)),
-    "sketch-vq": TaskSpec("stage1:sketch_task", "the sketch tokenizer (VQ autoencoder on edge maps)"),
+    "sketch-vq": TaskSpec("stage1:sketch_task", "the sketch tokenizer (VQ autoencoder on edge maps)", kind="vqgan"),
     "transformer": TaskSpec("stage2:transformer_task", "stage 2: the cross-modal Transformer on a token folder",
                             reads="tokens"),
     "judge": TaskSpec("judge:judge_task", "the attribute judge (category, colour, pattern, parts) on SynthFashion"),
