@@ -54,7 +54,7 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     stages = ["synth", "check", "preview", "segmenter", "maskclip", "vqgan", "sketch-vq", "tokenize",
-              "transformer", "evaluate", "export", "generate", "colours"]
+              "transformer", "evaluate", "export", "generate", "colours", "fidelity"]
     assert list(summary["stage_seconds"]) == stages
     assert summary["total_seconds"] == pytest.approx(sum(summary["stage_seconds"].values()), abs=0.05)
     assert summary["dataset"]["samples"] == 120 and (out / "preview.png").is_file()
@@ -67,15 +67,20 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
     assert len(col["colours"]) == 13 and all(len(r["got"]) == 4 for r in col["colours"])
     assert m["generation"]["colour_accuracy"] == col["accuracy"]
     assert set(summary["generation"]["sheets"]) == {"text", "text+sketch", "text+partial", "sketch", "partial"}
+    fid = summary["fidelity"]["modes"]
+    assert set(fid) == set(summary["generation"]["sheets"]) and summary["fidelity"]["keep"] == "exact"
+    assert all(0 <= r["silhouette_iou"] <= 1 for r in fid.values()) and fid["partial"]["kept_psnr"] > 0
     report = (out / "report.html").read_text()
     for f in summary["generation"]["sheets"].values():
         assert (out / f).is_file() and f in report
     assert "<h2>Colours</h2>" in report and "a navy skirt" in report and "Warning" not in report
+    assert "Does each mode follow its condition?" in report
     assert json.loads((out / "model" / "armani.json").read_text())["sampling"]["temperature"] == 1.0
     # The model card: data, components, the quickstart's figures; no path of this machine anywhere.
     card = (out / "model" / "README.md").read_text()
     assert "dataset `synthfashion`" in card and "120 samples" in card and "| transformer |" in card
     assert "| generation | colour_accuracy |" in card and "| vqgan | psnr |" in card
+    assert "| fidelity | sketch.silhouette_iou |" in card and "| fidelity | partial.kept_psnr |" in card
     assert not any(str(tmp_path) in f.read_text() for f in (out / "model").rglob("*") if f.suffix in (".json", ".md"))
     assert main(["-q", "export", "--model", str(out), "--out", str(tmp_path / "again")]) == 0
     again = (tmp_path / "again" / "README.md").read_text()

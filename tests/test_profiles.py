@@ -15,18 +15,22 @@ STAGES = ("segmenter", "maskclip", "vqgan", "sketch-vq", "transformer")
 
 
 def test_default_profile_is_consistent(tmp_path, monkeypatch):
-    """64 px, MaskCLIP's patch grid = the VQGAN's latent grid, 8 x 8 image tokens, 4 x 4
-    sketch tokens and a 48-token text block: stage 2's sequence is 194 positions."""
+    """64 px, MaskCLIP's patch grid = the VQGAN's latent grid, 8 x 8 image and sketch tokens,
+    a 48-token text block, the sketch through the aligned inputs only: stage 2's sequence is
+    177 positions, and the model builds."""
     monkeypatch.setattr(profiles, "cpu_has_amx", lambda: False)
     conf = {k: write_stage_config(tmp_path, k, k, stage_overrides("default", k), 64) for k in STAGES}
     clip = stage_configs("maskclip", conf["maskclip"], MaskCLIPConfig)[0]
     vq = stage_configs("vqgan", conf["vqgan"], VQGANConfig)[0]
     sk = stage_configs("sketch-vq", conf["sketch-vq"], VQGANConfig)[0]
-    assert clip.patch == vq.factor == 8 and vq.grid == 8 and sk.grid == 4
+    assert clip.patch == vq.factor == 8 and vq.grid == 8 and sk.grid == 8
     tf = stage_configs("transformer", conf["transformer"], TransformerConfig)[0]
-    seq = TransformerConfig(**{**tf.__dict__, "text_len": clip.max_text_len, "image_len": vq.grid ** 2,
-                               "sketch_len": sk.grid ** 2}).seq_len
-    assert clip.max_text_len == 48 and seq == 194
+    full = TransformerConfig(**{**tf.__dict__, "text_len": clip.max_text_len, "image_len": vq.grid ** 2,
+                                "sketch_len": sk.grid ** 2})
+    assert tf.aligned and not tf.sketch_in_sequence
+    assert clip.max_text_len == 48 and full.seq_len == 177
+    from armani.models.transformer import CrossModalTransformer
+    assert CrossModalTransformer(full).sketch_cell.max() == sk.grid ** 2 - 1
 
 
 @pytest.mark.parametrize("cuda,amx,want", [(False, True, "bf16"), (False, False, "auto"), (True, True, "auto")])

@@ -20,6 +20,9 @@ from armani.train.stage2 import Stage2LossConfig, TransformerTask
 
 TINY = TransformerConfig(text_vocab=20, text_len=6, sketch_codes=10, sketch_len=4, image_codes=12, image_len=9,
                          width=32, layers=2, heads=4)
+ALIGNED = TransformerConfig(**{**TINY.__dict__, "aligned": True})
+ALIGNED_ONLY = TransformerConfig(**{**ALIGNED.__dict__, "sketch_in_sequence": False})
+BOTH = pytest.mark.parametrize("arch", [TINY, ALIGNED, ALIGNED_ONLY], ids=["sequence", "aligned", "sketch-aligned-only"])
 
 
 def _model(cfg=TINY, seed=0) -> CrossModalTransformer:
@@ -36,8 +39,9 @@ def _conds(cfg=TINY, b=2, seed=1):
     return text, sketch, partial, image
 
 
-def test_causality():
-    m = _model()
+@BOTH
+def test_causality(arch):
+    m = _model(arch)
     text, sketch, partial, image = _conds()
     base = m(text, sketch, partial, image)
     assert base.shape == (2, TINY.image_len, TINY.image_codes)
@@ -98,26 +102,28 @@ def test_every_condition_subset_trains_and_samples(present):
     assert out.shape == (4, TINY.image_len) and 0 <= int(out.min()) and int(out.max()) < TINY.image_codes
 
 
-def test_cached_and_uncached_sampling_agree():
-    m = _model()
+@BOTH
+def test_cached_and_uncached_sampling_agree(arch):
+    m = _model(arch)
+    m64 = _model(arch).double()
     text, sketch, partial, _ = _conds(b=3)
-    for cfg in (SamplingConfig(temperature=0), SamplingConfig(temperature=0, guidance=2.5)):
-        a = sample_tokens(m, text, sketch, partial, cfg, use_cache=True)
-        b = sample_tokens(m, text, sketch, partial, cfg, use_cache=False)
+    for sc in (SamplingConfig(temperature=0), SamplingConfig(temperature=0, guidance=2.5)):
+        a = sample_tokens(m, text, sketch, partial, sc, use_cache=True)
+        b = sample_tokens(m, text, sketch, partial, sc, use_cache=False)
         assert torch.equal(a, b)
     # Sampled (not greedy) with the same seed, in float64 so rounding cannot flip a draw.
-    m64 = _model().double()
     cfg = SamplingConfig(temperature=1.0, top_k=8)
     a = sample_tokens(m64, text, sketch, partial, cfg, torch.Generator().manual_seed(5), use_cache=True)
     b = sample_tokens(m64, text, sketch, partial, cfg, torch.Generator().manual_seed(5), use_cache=False)
     assert torch.equal(a, b)
 
 
-def test_static_decode_step_matches_the_growing_cache():
+@BOTH
+def test_static_decode_step_matches_the_growing_cache(arch):
     """`step_static` (fixed shapes, the position a tensor, the whole cache masked) gives the
     logits of `step` at every position, and sampling with it draws the same tokens, greedy,
     sampled and guided; the decode mode a CUDA graph captures is this step."""
-    m = _model().double()
+    m = _model(arch).double()
     text, sketch, partial, image = _conds(b=3)
     a, b = m.new_cache(3), m.new_cache(3)
     la, lb = m.prefill(text, sketch, partial, a), m.prefill(text, sketch, partial, b)
@@ -157,10 +163,11 @@ def test_graph_captured_decode_matches_the_cache_on_cuda():
         assert torch.equal(x, y)
 
 
-def test_guidance_encodes_the_empty_prefix_once_with_the_same_draws():
+@BOTH
+def test_guidance_encodes_the_empty_prefix_once_with_the_same_draws(arch):
     """The unconditional rows' all-EMPTY prefix is encoded once per batch and copied into
     their cache rows: the same tokens as encoding it for every row, greedy and sampled."""
-    m = _model().double()
+    m = _model(arch).double()
     text, sketch, partial, _ = _conds(b=4)
     for cfg in (SamplingConfig(temperature=0, guidance=3.0), SamplingConfig(temperature=1.0, top_k=8, guidance=2.0)):
         a = sample_tokens(m, text, sketch, partial, cfg, torch.Generator().manual_seed(1))
@@ -201,8 +208,9 @@ def test_guidance_scale_one_and_zero_are_the_plain_cases():
     almost = sample_tokens(m, text, sketch, partial, SamplingConfig(guidance=1.0 + 1e-12), gen())
     assert torch.equal(plain, almost)
     empty = m.empty_conditions(2)
-    uncond = sample_tokens(m, empty["text"], empty["sketch"], empty["partial"], SamplingConfig(), gen())
-    zero = sample_tokens(m, text, sketch, partial, SamplingConfig(guidance=0.0), gen())
+    # (keep "soft": an exact keep forces the partial's tokens whatever the guidance)
+    uncond = sample_tokens(m, empty["text"], empty["sketch"], empty["partial"], SamplingConfig(keep="soft"), gen())
+    zero = sample_tokens(m, text, sketch, partial, SamplingConfig(guidance=0.0, keep="soft"), gen())
     assert torch.equal(uncond, zero)
     assert not torch.equal(plain, zero)
 

@@ -90,13 +90,14 @@ def _blank(img: np.ndarray | None) -> bool:
 def run_generation(g: Generator, text: str | None = None, sketch=None, partial=None, keep_mask=None,
                    n: int = 4, seed: int | None = -1, guidance: float | None = None, top_k: int | None = None,
                    temperature: float | None = None, keep_box: str | None = None,
-                   sketch_is_photo: bool = False, sketch_upload=None) -> Result:
+                   sketch_is_photo: bool = False, sketch_upload=None, keep: str | None = None) -> Result:
     """The demo's generation, without Gradio. `sketch` and `partial` are image-editor values
     (a dict with background, layers, composite) or plain images; the region of `partial` to
     keep is what was painted over it, else `keep_mask` (white = keep), else `keep_box`
     ("x0,y0,x1,y1"). An untouched canvas is no sketch; then `sketch_upload` (an image) is the
     sketch, or with `sketch_is_photo` the photo whose edges are. A seed of -1 or None draws
-    one. Raises GenerationError on bad input."""
+    one. `keep`: "exact" (the model's default) keeps the kept cells' own tokens, "soft" only
+    conditions on them. Raises GenerationError on bad input."""
     n = _integer(1 if n is None else n, "samples")
     if not 1 <= n <= MAX_SAMPLES:
         raise GenerationError(f"samples must be between 1 and {MAX_SAMPLES}, got {n}")
@@ -125,7 +126,11 @@ def run_generation(g: Generator, text: str | None = None, sketch=None, partial=N
                    partial=photo, keep_box=box, keep_mask=mask)
     if seed is None or seed < 0:
         seed = int.from_bytes(os.urandom(3), "little")
-    cfg = sampling_config(g, temperature, top_k, None, guidance)
+    cfg = sampling_config(g, temperature, top_k, None, guidance, keep or None)
+    try:
+        cfg.check()
+    except UserError as e:
+        raise GenerationError(str(e)) from None
     images = generate_from(g, cond, n, check_seed(seed), cfg)
     sheet = render([Row("", cond.text, cond.sketch, cond.partial, images)])
     used = [name for name, on in (("prompt", cond.text), ("sketch", cond.sketch is not None),
@@ -170,10 +175,10 @@ def build_demo(model: str | os.PathLike | Generator | None = None, device: str |
 
     # Defaults of None make these parameters optional for API clients (gradio reads the signature).
     def generate(text, sketch=None, partial=None, keep_mask=None, n=4, seed=-1, guidance=None, top_k=None,
-                 temperature=None, keep_box=None, sketch_upload=None, sketch_is_photo=False):
+                 temperature=None, keep_box=None, sketch_upload=None, sketch_is_photo=False, keep=None):
         try:
             r = run_generation(g, text, sketch, partial, keep_mask, n, seed, guidance, top_k, temperature,
-                               keep_box, bool(sketch_is_photo), sketch_upload)
+                               keep_box, bool(sketch_is_photo), sketch_upload, keep)
         except UserError as e:
             raise gr.Error(str(e)) from None
         return r.images, r.sheet, r.note
@@ -196,6 +201,8 @@ def build_demo(model: str | os.PathLike | Generator | None = None, device: str |
                                              sources=["upload", "clipboard"], elem_id="partial")
                     keep_mask = gr.Image(label="or a keep mask (white = keep)", type="numpy")
                     keep_box = gr.Textbox(label="or a keep box x0,y0,x1,y1 (pixels of the photo)")
+                    keep = gr.Radio(["exact", "soft"], value=s.keep, label="kept part: exact (its own tokens) or soft "
+                                    "(a condition only)")
                 with gr.Row():
                     n = gr.Slider(1, MAX_SAMPLES, value=4, step=1, label="samples")
                     seed = gr.Number(value=-1, precision=0, label="seed (-1: random)")
@@ -209,7 +216,7 @@ def build_demo(model: str | os.PathLike | Generator | None = None, device: str |
                 sheet = gr.Image(label="contact sheet", type="numpy")
                 note = gr.Markdown(elem_id="note")
         button.click(generate, inputs=[text, sketch, partial, keep_mask, n, seed, guidance, top_k, temperature,
-                                       keep_box, sketch_upload, sketch_is_photo],
+                                       keep_box, sketch_upload, sketch_is_photo, keep],
                      outputs=[gallery, sheet, note], api_name="generate")
     return demo
 

@@ -20,18 +20,21 @@ def report_arg(p: argparse.ArgumentParser) -> None:
 
 
 def sampling_args(p: argparse.ArgumentParser) -> None:
-    """--temperature, --top-k, --top-p, --guidance: over the model's own sampling defaults."""
+    """--temperature, --top-k, --top-p, --guidance, --keep: over the model's own sampling defaults."""
     p.add_argument("--temperature", type=float, default=None, help="default: the model's (armani.json)")
     p.add_argument("--top-k", type=int, default=None, help="0: no top-k filtering")
     p.add_argument("--top-p", type=float, default=None, help="1: no nucleus filtering")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1: off)")
+    p.add_argument("--keep", choices=("exact", "soft"), default=None,
+                   help="partial image: exact (default) keeps the kept cells' own tokens, soft only conditions on "
+                   "them (the paper's way)")
 
 
 def load_sampled(args, device="auto"):
     """The model of args.model with the sampling flags over its defaults."""
     from ..inference.pipeline import GenerationError, load, sampling_config
     g = load(args.model, device)
-    g.sampling = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance)
+    g.sampling = sampling_config(g, args.temperature, args.top_k, args.top_p, args.guidance, args.keep)
     try:
         g.sampling.check()
     except ValueError as e:

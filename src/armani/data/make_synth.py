@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def write_synth(out: str | os.PathLike, n: int, size: int = 64, seed: int = 0,
         captions: list[str] = []
         if workers > 1 and len(jobs) > 1:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers) as pool:
+            with ctx.Pool(workers, initializer=_worker_init) as pool:
                 chunks = pool.imap(_render_chunk, jobs)
                 _collect(chunks, w, captions, progress)
         else:
@@ -69,6 +70,14 @@ def write_synth(out: str | os.PathLike, n: int, size: int = 64, seed: int = 0,
             extra["tokenizer.json"] = train_bpe(captions, vocab_size=tokenizer_vocab).to_str()
             meta["tokenizer"] = "tokenizer.json"
         return w.commit(meta, extra)
+
+
+def _worker_init() -> None:
+    """A render worker takes SIGTERM's default action (the pool stops its workers with it; the
+    command line's handler, inherited through fork, would turn it into an exception that the
+    worker's exit path can hang on) and leaves Ctrl-C to the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _collect(chunks, w: DatasetWriter, captions: list[str], progress) -> None:

@@ -17,6 +17,10 @@ partial keeps a band across the chest, a quarter of the image, as in training). 
   sampling temperatures raise the other figures and lower this one.
 - `fid`, `kid`, `is` from a local Inception; `clipscore` from a local CLIP (eval.foreign).
   FID and KID compare the samples with the real images of the same prompts.
+- `fidelity`: does the mode follow its condition (`eval.fidelity`): silhouette IoU against the
+  garment the condition came from, PSNR and colour error on a partial image's kept cells,
+  the named colour's share; each beside `ceiling`, the same figure for the real images'
+  stage-1 reconstructions.
 
 Each figure has a 95% bootstrap interval over prompts. Unavailable metrics are null, with
 the reason under `unavailable`.
@@ -35,7 +39,7 @@ from ..data.synth import parse_holdout
 from ..data.transforms import letterbox
 from ..errors import UserError
 from ..formats.dataset import Index, read_meta
-from ..formats.images import read_image
+from ..formats.images import BadFile, read_image, read_mask
 from ..inference.sampling import sample_tokens
 from ..report.html import samples_page
 from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
@@ -49,6 +53,7 @@ class Prompt:
     caption: str
     attributes: dict
     image: np.ndarray  # the real photo, at the model's size
+    silhouette: np.ndarray | None = None  # (S, S) bool: the garment's pixels (its mask > 0), when it has a mask
 
 
 def load_prompts(data: str | os.PathLike, split: str, n: int | None, size: int) -> list[Prompt]:
@@ -58,8 +63,14 @@ def load_prompts(data: str | os.PathLike, split: str, n: int | None, size: int) 
     out = []
     for i in range(len(idx) if n is None else min(n, len(idx))):
         rec = idx[i]
+        sil = None
+        if rec.get("mask"):
+            try:
+                sil = letterbox(read_mask(Path(data) / rec["mask"]), size, fill=0, nearest=True) > 0
+            except BadFile:
+                sil = None
         out.append(Prompt(rec["id"], rec["captions"][0], rec.get("attributes") or {},
-                          letterbox(read_image(Path(data) / rec["image"]), size)))
+                          letterbox(read_image(Path(data) / rec["image"]), size), sil))
     return out
 
 
@@ -246,6 +257,39 @@ def model_scorers(g) -> tuple[str | None, str | None]:
     return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
 
 
+def mode_fidelity(g, prompts: list[Prompt], conds: list, images: np.ndarray, samples: int, seed: int = 0) -> dict:
+    """`eval.fidelity`'s figures of the samples (mean and 95% interval over prompts) and,
+    under `ceiling`, of the prompts' stage-1 reconstructions with the same conditions."""
+    from .fidelity import FIDELITY, per_image, reconstructions
+    empty = g.transformer.cfg.image_empty
+    groups = np.repeat(np.arange(len(prompts)), samples)
+    got = per_image(images, prompts, conds, samples, empty)
+    top = per_image(reconstructions(g, prompts, fuse=any(c.text for c in conds)), prompts, conds, 1, empty)
+    out: dict = {"ci95": {}, "ceiling": {}}
+    for k in FIDELITY:
+        out[k], out["ci95"][k] = _summary(got[k], groups, seed)
+        out["ceiling"][k] = _summary(top[k], np.arange(len(prompts)), seed)[0]
+    return out
+
+
+def fidelity_by_mode(model, data: str | os.PathLike, modes=None, split: str = "val", n: int = 24, samples: int = 2,
+                     seed: int = 0, progress=None) -> dict:
+    """mode -> `mode_fidelity` on the split's first `n` prompts, `samples` images each: whether
+    each generation mode follows its condition, beside its ceiling. No scorer networks."""
+    from ..inference.modes import MODES
+    from ..inference.pipeline import load
+    g = model if not isinstance(model, (str, os.PathLike)) else load(model)
+    prompts = load_prompts(data, split, n, g.image_size)
+    out = {}
+    for mode in modes or MODES:
+        images, conds = generate_for(g, prompts, mode, samples, seed)
+        out[mode] = mode_fidelity(g, prompts, conds, images, samples, seed)
+        if progress:
+            progress(1)
+    return {"split": split, "prompts": len(prompts), "samples_per_prompt": samples, "keep": g.sampling.keep,
+            "modes": out}
+
+
 def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", split: str = "val", n: int | None = 100,
                         samples: int = 1, seed: int = 0, judge=None, maskclip=None, segmenter=None, inception=None,
                         clip=None, scorers: tuple[dict, dict] | None = None, html_path=None, progress=None,
@@ -259,6 +303,7 @@ def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", spli
         scorers = load_scorers(judge, maskclip or own_mc, segmenter or own_seg, inception, clip, data, device)
     sc, why = scorers
     images, conds = generate_for(g, prompts, mode, samples, seed, progress=progress)
+    fidelity = mode_fidelity(g, prompts, conds, images, samples, seed)
     holdout = holdout_parts(data) if split == "test_holdout" else None
     kw = dict(judge=sc.get("judge"), judge_report=sc.get("judge_report"), maskclip=sc.get("maskclip"),
               inception=sc.get("inception"), clip=sc.get("clip"), seed=seed, holdout=holdout, reasons=why)
@@ -269,7 +314,7 @@ def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", spli
            **{k: res.get(k) for k in METRICS}, **{k: v for k, v in res.items() if k not in METRICS},
            "real_images": {k: real.get(k) for k in ("attribute_accuracy", "maskclip_score", "holdout_part_accuracy",
                                                     "holdout_pairs", "attribute_hits")},
-           "judge": sc.get("judge_report")}
+           "fidelity": fidelity, "judge": sc.get("judge_report")}
     if html_path:
         samples_page(html_path, out, prompts, conds, images, samples, METRICS)
     return out

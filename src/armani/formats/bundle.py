@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -205,7 +206,7 @@ def implausible(config: dict) -> str | None:
         vals = v if isinstance(v, list) else [v]
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals) or not vals:
             continue
-        if any(x != x or x in (float("inf"), float("-inf")) for x in vals):
+        if any(not math.isfinite(x) for x in vals):
             return f"{key} is not finite"
         if any(x < 0 for x in vals) and key not in _SIGNED:
             return f"{key} is negative ({v})"

@@ -252,7 +252,7 @@ def release_lock(target: str | os.PathLike) -> None:
     if held[0] > 0:
         return
     del _HELD[key]
-    count, fd, lock = held
+    _, fd, lock = held
     try:
         if os.fstat(fd).st_ino == os.stat(lock).st_ino:
             lock.unlink()

@@ -496,23 +496,25 @@ def decode_tokens(g: Generator, tokens: torch.Tensor) -> np.ndarray:
 def generate(model: Generator | str | os.PathLike | None = None, text: str | None = None, sketch=None,
              sketch_from=None, partial=None, keep_box=None, keep_mask=None, n: int = 1, seed: int | None = None,
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             guidance: float | None = None) -> np.ndarray:
+             guidance: float | None = None, keep: str | None = None) -> np.ndarray:
     """Garments from any mix of conditions -> (n, H, W, 3) uint8 RGB. `model` is a loaded
     Generator or anything `load` accepts. Sampling settings left as None keep the model's
-    defaults; the same seed gives the same images. Prompt words the model does not know raise
+    defaults; the same seed gives the same images. `keep` ("exact", the default, or "soft"):
+    whether the kept cells of a partial image are its own tokens or only a condition. Prompt words the model does not know raise
     an `UnknownWordsWarning` (the model reads them as noise)."""
     g = model if isinstance(model, Generator) else load(model)
     cond = prepare(g, text, sketch, sketch_from, partial, keep_box, keep_mask)
     unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
     if unknown:
         warnings.warn(unknown_words_message(unknown), UnknownWordsWarning, stacklevel=2)
-    return generate_from(g, cond, n, seed, sampling_config(g, temperature, top_k, top_p, guidance))
+    return generate_from(g, cond, n, seed, sampling_config(g, temperature, top_k, top_p, guidance, keep))
 
 
-def sampling_config(g: Generator, temperature=None, top_k=None, top_p=None, guidance=None) -> SamplingConfig:
+def sampling_config(g: Generator, temperature=None, top_k=None, top_p=None, guidance=None,
+                    keep=None) -> SamplingConfig:
     """The model's sampling defaults with the given settings over them; top_k 0 turns top-k off."""
     cfg = asdict(g.sampling)
-    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance}
+    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "guidance": guidance, "keep": keep}
     cfg.update({k: v for k, v in given.items() if v is not None})
     if cfg["top_k"] == 0:
         cfg["top_k"] = None

@@ -15,6 +15,14 @@ step costs one launch instead of a dozen per layer. "auto" is "graph" on CUDA an
 elsewhere (on a CPU the masked full-length attention would only add work). Under autocast
 the cache is kept in the autocast dtype, so attention reads it without a cast.
 
+Partial images (`keep`): with "exact" (the default) the image tokens of the kept cells are the
+partial image's own stage-1 tokens, forced at their steps, so the kept region is the partial
+image's reconstruction by construction; only the other cells are sampled, and the Transformer
+still reads the partial condition. With "soft" every token is sampled and the partial image
+is a condition only, as in the paper (eq. 9). A kept step still draws from the generator, so
+both use the same random stream (their free cells still differ: each follows the tokens
+before it).
+
 Guidance: the conditional rows and as many unconditional rows (every condition EMPTY) run
 in one batched forward; the logits used are u + s * (c - u), so s = 1 is plain
 conditional sampling and s = 0 unconditional. The unconditional rows share one all-EMPTY
@@ -39,6 +47,7 @@ class SamplingConfig:
     top_k: int | None = None
     top_p: float | None = None
     guidance: float = 1.0           # classifier-free guidance scale; 1: off
+    keep: str = "exact"             # partial image: "exact" forces the kept cells' tokens, "soft" conditions only
 
     def check(self) -> None:
         """UserError naming the first setting that is of the wrong type or out of range."""
@@ -58,6 +67,11 @@ class SamplingConfig:
             raise UserError("top_p must be in (0, 1]")
         if self.guidance < 0:
             raise UserError("guidance must be >= 0")
+        if self.keep not in KEEP_MODES:
+            raise UserError(f"keep must be one of {', '.join(KEEP_MODES)}, got {self.keep!r}")
+
+
+KEEP_MODES = ("exact", "soft")
 
 
 def _real(v) -> bool:
@@ -116,6 +130,8 @@ def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torc
     decode = decode_mode(decode, text.device)
     b, n = text.shape[0], model.cfg.image_len
     guided = cfg.guidance != 1.0
+    fixed = partial if cfg.keep == "exact" and bool((partial != model.cfg.image_empty).any()) else None
+    forced = None if fixed is None else fixed != model.cfg.image_empty
     if guided:
         empty = model.empty_conditions(b, text.device)
         text = torch.cat([text, empty["text"]])
@@ -128,6 +144,10 @@ def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torc
         cond, unc = logits.float().chunk(2)
         return unc + cfg.guidance * (cond - unc)
 
+    def draw(logits: torch.Tensor, i: int) -> torch.Tensor:
+        tok = pick(combine(logits), cfg, generator)
+        return tok if forced is None else torch.where(forced[:, i], fixed[:, i], tok)
+
     out = torch.zeros(b, n, dtype=torch.long, device=text.device)
     if use_cache:
         dev = text.device
@@ -138,14 +158,14 @@ def sample_tokens(model: CrossModalTransformer, text: torch.Tensor, sketch: torc
                 _static_step(model, cache) if decode == "static" else
                 lambda tok, i: model.step(tok, i, cache))
         for i in range(n):
-            tok = pick(combine(logits), cfg, generator)
+            tok = draw(logits, i)
             out[:, i] = tok
             if i + 1 < n:
                 logits = step(torch.cat([tok, tok]) if guided else tok, i)
     else:
         for i in range(n):
             so_far = torch.cat([out[:, :i], out[:, :i]]) if guided else out[:, :i]
-            tok = pick(combine(model.logits_at(text, sketch, partial, so_far)), cfg, generator)
+            tok = draw(model.logits_at(text, sketch, partial, so_far), i)
             out[:, i] = tok
     return out
 
@@ -163,6 +183,8 @@ def _prefill(model: CrossModalTransformer, text: torch.Tensor, sketch: torch.Ten
     cache.k[:, b + 1:] = cache.k[:, b:b + 1]
     cache.v[:, b + 1:] = cache.v[:, b:b + 1]
     cache.length = cond.length
+    if cond.aligned is not None:
+        cache.aligned = torch.cat([cond.aligned, one.aligned.expand(rows, -1, -1)])
     return torch.cat([lc, lu.expand(rows, -1)])
 
 

@@ -40,11 +40,13 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
+        self.aligned: torch.Tensor | None = None  # a model's per-position condition inputs, set by its prefill
 
     def rows(self, start: int, stop: int) -> KVCache:
         """A cache over batch rows start..stop-1 of this one, sharing its memory."""
         view = KVCache.__new__(KVCache)
         view.k, view.v, view.length = self.k[:, start:stop], self.v[:, start:stop], self.length
+        view.aligned = None if self.aligned is None else self.aligned[start:stop]
         return view
 
 

@@ -52,6 +52,13 @@ class TransformerConfig:
     clip_text_heads: int = 1
     clip_embed_dim: int = 0
     text_eos: int = -1              # the caption tokenizer's end-of-text id (captions end at its first)
+    # Spatially aligned conditions: the input that predicts image token i also gets the
+    # embedding of the sketch token over cell i and of the partial token at cell i (`aligned`),
+    # besides the conditions' place in the sequence. Off: the paper's sequence alone.
+    aligned: bool = False
+    # With `aligned`, the sketch may leave the sequence: its tokens then reach the model only
+    # through the aligned inputs, and the sequence is sketch_len + 1 positions shorter.
+    sketch_in_sequence: bool = True
 
     @property
     def clip_text_config(self) -> MaskCLIPConfig:
@@ -73,7 +80,8 @@ class TransformerConfig:
 
     @property
     def prefix_len(self) -> int:
-        return self.text_len + 1 + self.sketch_len + 1 + self.image_len + 1
+        sketch = self.sketch_len + 1 if self.sketch_in_sequence else 0
+        return self.text_len + 1 + sketch + self.image_len + 1
 
     @property
     def seq_len(self) -> int:
@@ -103,8 +111,20 @@ class CrossModalTransformer(nn.Module):
             self.clip_text = TextEncoder(cfg.clip_text_config).requires_grad_(False)
             self.text_in = nn.Linear(cfg.clip_embed_dim, w)
             self.text_empty_emb = nn.Parameter(torch.zeros(w))
-        self.sketch_emb = nn.Embedding(cfg.sketch_codes + 1, w)
+        if cfg.sketch_in_sequence:
+            self.sketch_emb = nn.Embedding(cfg.sketch_codes + 1, w)
         self.image_emb = nn.Embedding(cfg.image_codes + 1, w)   # image and partial tokens
+        if not cfg.sketch_in_sequence and not cfg.aligned:
+            raise ValueError("sketch_in_sequence false needs aligned: the sketch would reach the model nowhere")
+        if cfg.aligned:
+            g, gs = round(cfg.image_len ** 0.5), round(cfg.sketch_len ** 0.5)
+            if g * g != cfg.image_len or gs * gs != cfg.sketch_len or gs == 0:
+                raise ValueError("aligned conditions need square image and sketch token grids")
+            self.sketch_at = nn.Embedding(cfg.sketch_codes + 1, w)
+            self.partial_at = nn.Embedding(cfg.image_codes + 1, w)
+            r = torch.arange(cfg.image_len)
+            # image cell i -> the sketch cell over it
+            self.register_buffer("sketch_cell", (r // g * gs // g) * gs + (r % g * gs // g), persistent=False)
         self.modality = nn.Parameter(torch.zeros(4, w))
         self.sep = nn.Parameter(torch.zeros(3, w))
         self.pos = nn.Parameter(torch.zeros(cfg.seq_len, w))
@@ -156,10 +176,17 @@ class CrossModalTransformer(nn.Module):
         self._check("partial", partial, c.image_len, c.image_codes)
         b = text.shape[0]
         sep = self.sep[:, None].expand(3, b, -1).unsqueeze(2)  # (3, B, 1, W)
-        x = torch.cat([self.embed_text(text) + self.modality[TEXT], sep[0],
-                       self.sketch_emb(sketch) + self.modality[SKETCH], sep[1],
+        sk = [self.sketch_emb(sketch) + self.modality[SKETCH], sep[1]] if c.sketch_in_sequence else []
+        x = torch.cat([self.embed_text(text) + self.modality[TEXT], sep[0], *sk,
                        self.image_emb(partial) + self.modality[PARTIAL], sep[2]], dim=1)
         return x + self.pos[:c.prefix_len]
+
+    def aligned_inputs(self, sketch: torch.Tensor, partial: torch.Tensor) -> torch.Tensor | None:
+        """(B, image_len, width): what the input predicting image token i adds for cell i (the
+        sketch token over it, the partial token at it); None when the model has no `aligned`."""
+        if not self.cfg.aligned:
+            return None
+        return self.sketch_at(sketch[:, self.sketch_cell]) + self.partial_at(partial)
 
     def embed_text(self, text: torch.Tensor) -> torch.Tensor:
         """Caption ids (B, text_len), EMPTY where absent -> (B, text_len, width)."""
@@ -205,6 +232,9 @@ class CrossModalTransformer(nn.Module):
         else:
             self._check("image", image, c.image_len, c.image_codes - 1)
         x = torch.cat([self.embed_prefix(text, sketch, partial), self.embed_image(image[:, :-1], 0)], dim=1)
+        al = self.aligned_inputs(sketch, partial)
+        if al is not None:  # position prefix_len - 1 + i predicts image token i
+            x = torch.cat([x[:, :c.prefix_len - 1], x[:, c.prefix_len - 1:] + al.to(x.dtype)], dim=1)
         h = self._run(x)[:, c.prefix_len - 1:]
         return self.head(self.ln(h))
 
@@ -217,12 +247,19 @@ class CrossModalTransformer(nn.Module):
     def prefill(self, text: torch.Tensor, sketch: torch.Tensor, partial: torch.Tensor,
                 cache: KVCache) -> torch.Tensor:
         """Encode the conditions into `cache`; returns the logits of the first image token."""
-        h = self._run(self.embed_prefix(text, sketch, partial), cache)[:, -1:]
+        x = self.embed_prefix(text, sketch, partial)
+        cache.aligned = self.aligned_inputs(sketch, partial)
+        if cache.aligned is not None:
+            x = torch.cat([x[:, :-1], x[:, -1:] + cache.aligned[:, :1].to(x.dtype)], dim=1)
+        h = self._run(x, cache)[:, -1:]
         return self.head(self.ln(h))[:, 0]
 
     def step(self, token: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
         """Feed image token number `index` (B,); returns the logits of token index+1."""
-        h = self._run(self.embed_image(token[:, None], index), cache)
+        x = self.embed_image(token[:, None], index)
+        if cache.aligned is not None and index + 1 < self.cfg.image_len:
+            x = x + cache.aligned[:, index + 1:index + 2].to(x.dtype)
+        h = self._run(x, cache)
         return self.head(self.ln(h))[:, 0]
 
     def step_static(self, token: torch.Tensor, index: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -234,6 +271,9 @@ class CrossModalTransformer(nn.Module):
         slot = index + self.cfg.prefix_len
         visible = (torch.arange(cache.k.shape[3], device=token.device) <= slot).view(1, 1, 1, -1)
         x = self.image_emb(token[:, None]) + self.modality[IMAGE] + self.pos.index_select(0, slot)
+        if cache.aligned is not None:  # the last step's (index image_len - 1) logits are never used
+            nxt = (index + 1).clamp(max=self.cfg.image_len - 1)
+            x = x + cache.aligned.index_select(1, nxt).to(x.dtype)
         for i, blk in enumerate(self.blocks):
             x = blk.decode_static(x, cache, i, slot, visible)
         return self.head(self.ln(x))[:, 0]
@@ -244,4 +284,8 @@ class CrossModalTransformer(nn.Module):
         x = self.embed_prefix(text, sketch, partial)
         if image_so_far.shape[1]:
             x = torch.cat([x, self.embed_image(image_so_far, 0)], dim=1)
+        al = self.aligned_inputs(sketch, partial)
+        if al is not None:
+            n = image_so_far.shape[1] + 1  # the inputs predicting image tokens 0 .. n-1
+            x = torch.cat([x[:, :-n], x[:, -n:] + al[:, :n].to(x.dtype)], dim=1)
         return self.head(self.ln(self._run(x)[:, -1]))

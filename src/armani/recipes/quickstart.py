@@ -72,6 +72,7 @@ def run_quickstart(cfg: QuickstartConfig, log=print) -> dict:
         run("export", q.export)
         run("generate", q.generate)
         run("colours", q.colours)
+        run("fidelity", q.fidelity)
         quickstart_page(q.out, q.summary)
         q.runner.save()
         return q.summary
@@ -170,6 +171,20 @@ class _Quickstart:
         self.summary["colours"] = rep
         self.metrics.setdefault("generation", {})["colour_accuracy"] = rep["accuracy"]
         record_measured(self.out / "model", {"generation": {"colour_accuracy": rep["accuracy"]}})
+
+    def fidelity(self) -> None:
+        """Does each generation mode follow its condition (val, 24 garments, 2 samples each)?"""
+        from ..eval.generation import fidelity_by_mode
+        from ..inference.modes import MODES
+        from ..report.modelcard import record_measured
+        with bar(len(MODES), "fidelity", "mode", self.cfg.quiet) as pb:
+            rep = fidelity_by_mode(self.out / "model", self.data, seed=self.cfg.seed, progress=pb.update)
+        self.summary["fidelity"] = rep
+        flat = {f"{mode}.{k}": v for mode, r in rep["modes"].items() for k, v in r.items()
+                if isinstance(v, float)}
+        flat.update({f"{mode}.{k}.ceiling": v for mode, r in rep["modes"].items()
+                     for k, v in r["ceiling"].items() if isinstance(v, float) and mode in ("text", "partial")})
+        record_measured(self.out / "model", {"fidelity": flat})
 
 
 def generate_report_grids(out: Path, data: Path, n: int, seed: int, quiet: bool = False) -> dict:

@@ -124,6 +124,7 @@ def quickstart_page(out: Path, summary: dict) -> Path:
     capped = summary.get("capped") or {}
     warn = "".join(f"<p class='warn'>Warning: {esc(k)} {esc(v)}.</p>" for k, v in capped.items())
     colours = _colour_table(summary.get("colours"), summary.get("recon_colours"))
+    colours += fidelity_table(summary.get("fidelity"))
     css = "body{max-width:1400px}td,th{padding:2px 10px;text-align:left}.warn{background:#fff3cd;" \
           "border:1px solid #e0b000;padding:6px 10px}"
     body = f"""<h1>armani quickstart</h1>
@@ -138,6 +139,33 @@ in the condition, so they are easy).</p>
 {colours}
 <h2>Images</h2>{''.join(imgs)}"""
     return write_page(out / "report.html", "armani quickstart", body, css)
+
+
+_FIDELITY_COLS = (("silhouette_iou", "silhouette IoU", "{:.3f}"), ("kept_psnr", "kept cells PSNR (dB)", "{:.1f}"),
+                  ("kept_colour_error", "kept cells CIEDE2000", "{:.1f}"), ("colour_accuracy", "named colour", "{:.0%}"))
+
+
+def fidelity_table(rep: dict | None) -> str:
+    """Per generation mode: does it follow its condition, each figure beside its ceiling (the
+    real images' stage-1 reconstructions)."""
+    if not rep:
+        return ""
+
+    def cell(v, c, form) -> str:
+        if v is None:
+            return "<td>-</td>"
+        return f"<td>{form.format(v)}" + (f" <small>(ceiling {form.format(c)})</small>" if c is not None else "") + "</td>"
+    rows = "".join(f"<tr><td>{html.escape(mode)}</td>" + "".join(cell(r.get(k), r["ceiling"].get(k), f)
+                                                                 for k, _, f in _FIDELITY_COLS) + "</tr>"
+                   for mode, r in rep["modes"].items())
+    head = "".join(f"<th>{t}</th>" for _, t, _ in _FIDELITY_COLS)
+    return (f"<h2>Does each mode follow its condition?</h2><p>{rep['prompts']} {html.escape(rep['split'])} garments, "
+            f"{rep['samples_per_prompt']} samples each, partial images kept <i>{html.escape(rep['keep'])}</i>. "
+            "Silhouette IoU: the sample's garment pixels against the garment the condition came from (a sketch "
+            "should raise it above text alone); kept cells: the sample against the original where the partial "
+            "image is kept; named colour: samples in the colour the caption names, read from the pixels. Ceiling: "
+            "the same figure for the real image's stage-1 reconstruction.</p>"
+            f"<table><tr><th>mode</th>{head}</tr>{rows}</table>")
 
 
 def _colour_table(gen: dict | None, recon: dict | None) -> str:

@@ -111,7 +111,8 @@ def model_card(pipe: Path) -> str:
               'armani generate --model path/to/this/folder --text "a blue dress" --n 4 --seed 0',
               "armani demo --model path/to/this/folder", "```", "",
               f"Sampling defaults (`armani.json`): temperature {_fmt(s['temperature'])}, top-k {s.get('top_k') or 'off'}, "
-              f"top-p {s.get('top_p') or 'off'}, guidance {_fmt(s['guidance'])}.", "",
+              f"top-p {s.get('top_p') or 'off'}, guidance {_fmt(s['guidance'])}, partial images kept "
+              f"{s.get('keep', 'exact')} (`--keep`).", "",
               "## Limits", "",
               f"- {size} px images; garments as the training data draws them.",
               "- It knows the words of its training captions only: others are spelt out in pieces that it reads "
