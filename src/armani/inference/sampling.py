@@ -16,9 +16,9 @@ elsewhere (on a CPU the masked full-length attention would only add work). Under
 the cache is kept in the autocast dtype, so attention reads it without a cast.
 
 Partial images (`keep`): with "exact" (the default) the image tokens of the kept cells are the
-partial image's own stage-1 tokens, forced at their steps, so the kept region is the partial
-image's reconstruction by construction; only the other cells are sampled, and the Transformer
-still reads the partial condition. With "soft" every token is sampled and the partial image
+partial image's own stage-1 tokens, forced at their steps (their pixels still depend on the
+sampled cells, which the stage-1 decoder attends to); only the other cells are sampled, and the
+Transformer still reads the partial condition. With "soft" every token is sampled and the partial image
 is a condition only, as in the paper (eq. 9). A kept step still draws from the generator, so
 both use the same random stream (their free cells still differ: each follows the tokens
 before it).
