@@ -257,14 +257,21 @@ def model_scorers(g) -> tuple[str | None, str | None]:
     return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
 
 
-def mode_fidelity(g, prompts: list[Prompt], conds: list, images: np.ndarray, samples: int, seed: int = 0) -> dict:
+def mode_fidelity(g, prompts: list[Prompt], conds: list, images: np.ndarray, samples: int, seed: int = 0,
+                  recons: dict | None = None) -> dict:
     """`eval.fidelity`'s figures of the samples (mean and 95% interval over prompts) and,
-    under `ceiling`, of the prompts' stage-1 reconstructions with the same conditions."""
+    under `ceiling`, of the prompts' stage-1 reconstructions with the same conditions
+    (`recons`: reconstructions already made for these prompts, keyed by whether they fuse
+    the caption; filled in here)."""
     from .fidelity import FIDELITY, per_image, reconstructions
     empty = g.transformer.cfg.image_empty
     groups = np.repeat(np.arange(len(prompts)), samples)
     got = per_image(images, prompts, conds, samples, empty)
-    top = per_image(reconstructions(g, prompts, fuse=any(c.text for c in conds)), prompts, conds, 1, empty)
+    recons = {} if recons is None else recons
+    fuse = any(c.text for c in conds)
+    if fuse not in recons:
+        recons[fuse] = reconstructions(g, prompts, fuse=fuse)
+    top = per_image(recons[fuse], prompts, conds, 1, empty)
     out: dict = {"ci95": {}, "ceiling": {}}
     for k in FIDELITY:
         out[k], out["ci95"][k] = _summary(got[k], groups, seed)
@@ -280,10 +287,10 @@ def fidelity_by_mode(model, data: str | os.PathLike, modes=None, split: str = "v
     from ..inference.pipeline import load
     g = model if not isinstance(model, (str, os.PathLike)) else load(model)
     prompts = load_prompts(data, split, n, g.image_size)
-    out = {}
+    out, recons = {}, {}  # one set of reconstructions with the caption fused, one without, for every mode
     for mode in modes or MODES:
         images, conds = generate_for(g, prompts, mode, samples, seed)
-        out[mode] = mode_fidelity(g, prompts, conds, images, samples, seed)
+        out[mode] = mode_fidelity(g, prompts, conds, images, samples, seed, recons)
         if progress:
             progress(1)
     return {"split": split, "prompts": len(prompts), "samples_per_prompt": samples, "keep": g.sampling.keep,
