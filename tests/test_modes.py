@@ -71,6 +71,49 @@ def test_exact_keep_returns_the_kept_tokens(gen, guidance, batch):
     assert keep_px.sum() == kept.sum() * (64 // grid) ** 2 and keep_px[chest_band(64)[1]:chest_band(64)[3]].all()
 
 
+def test_exact_keep_shows_the_kept_cells_as_stage1_draws_them(gen):
+    """The kept cells of an exact-keep sample are the partial image's own stage-1
+    reconstruction, pixel for pixel, under guidance and any batch size; beyond a seam of
+    half a cell around them the pixels are the sample's own decode."""
+    from armani.inference.pipeline import generate_from
+    photo = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    cond = prepare(gen, "a red dress", partial=photo, keep_box=chest_band(64))
+    kept = kept_pixels(cond, gen.transformer.cfg.image_empty, 64)
+    assert cond.kept_weight[kept].min() == 1.0 and cond.kept_weight.max() == 1.0
+    for guidance, batch in ((1.0, 1), (3.0, 2)):
+        cfg = SamplingConfig(temperature=1.0, guidance=guidance, keep="exact")
+        images = generate_from(gen, cond, 3, seed=4, sampling=cfg, batch_size=batch)
+        assert (images[:, kept] == cond.kept_image[kept]).all()
+    far = cond.kept_weight == 0
+    assert far.sum() > 0.5 * far.size
+    raw = []
+    import armani.inference.pipeline as pl
+    real = pl.decode_tokens
+
+    def capture(g, tokens):
+        raw.append(real(g, tokens))
+        return raw[-1]
+    pl.decode_tokens = capture
+    try:
+        images = generate_from(gen, cond, 2, seed=4, sampling=SamplingConfig(keep="exact"))
+    finally:
+        pl.decode_tokens = real
+    assert (images[:, far] == raw[0][:, far]).all()
+    assert not (images[:, kept] == raw[0][:, kept]).all()  # the decoder alone redraws the kept cells
+    soft = generate_from(gen, cond, 2, seed=4, sampling=SamplingConfig(keep="soft"))
+    assert not (soft[:, kept] == cond.kept_image[kept]).all()
+
+
+def test_kept_weight_is_one_inside_and_fades_outside():
+    from armani.inference.pipeline import kept_weight
+    m = np.zeros((12, 12), bool)
+    m[4:8, 4:8] = True
+    w = kept_weight(m, 2)
+    assert (w[m] == 1).all()
+    assert w[3, 5] == pytest.approx(2 / 3) and w[2, 5] == pytest.approx(1 / 3) and w[1, 5] == 0
+    assert w[0, 0] == 0 and w.min() == 0
+
+
 def test_soft_keep_is_a_condition_only(gen):
     """"soft" samples every cell, the kept ones too: in 4 samples the model does not redraw
     every kept token of a random photo (exact does, by construction)."""

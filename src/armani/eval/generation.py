@@ -79,7 +79,7 @@ def generate_for(g, prompts: list[Prompt], mode: str, samples: int = 1, seed: in
                  progress=None) -> tuple[np.ndarray, list]:
     """(len(prompts) * samples, S, S, 3) uint8, prompt-major; and the Conditions of each prompt.
     Prompts are sampled in batches; the result depends on the seed and the batch size."""
-    from ..inference.pipeline import decode_tokens, prepare_mode
+    from ..inference.pipeline import decode_tokens, keep_composite, prepare_mode
     conds = [prepare_mode(g, mode, p.caption, p.image) for p in prompts]
     gen = torch.Generator(device=g.device)
     gen.manual_seed(seed)
@@ -89,7 +89,10 @@ def generate_for(g, prompts: list[Prompt], mode: str, samples: int = 1, seed: in
         part = rows[i:i + batch]
         cat = lambda name: torch.cat([getattr(c, name) for c in part]).to(g.device)  # noqa: E731
         tokens = sample_tokens(g.transformer, cat("ids"), cat("sketch_tokens"), cat("partial_tokens"), g.sampling, gen)
-        out.append(decode_tokens(g, tokens))
+        images = decode_tokens(g, tokens)
+        if g.sampling.keep == "exact":
+            images = np.stack([keep_composite(im[None], c)[0] for im, c in zip(images, part)])
+        out.append(images)
         if progress:
             progress(len(part))
     return np.concatenate(out), conds

@@ -382,6 +382,30 @@ class Conditions:
     sketch_tokens: torch.Tensor  # (1, sketch_len)
     partial: np.ndarray | None   # the partial image as the model sees it (blank outside the kept cells)
     partial_tokens: torch.Tensor  # (1, image_len)
+    kept_image: np.ndarray | None = None   # (S, S, 3) uint8: the partial image through stage 1
+    kept_weight: np.ndarray | None = None  # (S, S) float32: 1 on the kept cells, feathered to 0 outside
+
+
+def kept_weight(cells_px: np.ndarray, feather: int) -> np.ndarray:
+    """(S, S) float32 blending weight of the kept pixels `cells_px` (bool): 1 on them, falling
+    linearly to 0 over `feather` pixels outside them (the seam between kept and sampled cells)."""
+    m = torch.from_numpy(np.asarray(cells_px, np.float32))[None, None]
+    w, ring = m.clone(), m
+    for k in range(1, feather + 1):
+        ring = torch.nn.functional.max_pool2d(ring, 3, 1, 1)
+        w = torch.maximum(w, ring * (1 - k / (feather + 1)))
+    return w[0, 0].numpy()
+
+
+def keep_composite(images: np.ndarray, cond: Conditions) -> np.ndarray:
+    """(B, S, S, 3) uint8 samples with the kept cells of `cond`'s partial image put back: there the
+    pixels are the partial image's own stage-1 reconstruction, blended into the sampled pixels
+    over a few pixels outside them. Unchanged without a partial image."""
+    if cond.kept_image is None:
+        return images
+    w = cond.kept_weight[None, ..., None]
+    out = w * cond.kept_image[None].astype(np.float32) + (1 - w) * images.astype(np.float32)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 @torch.no_grad()
@@ -412,7 +436,7 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
         x = torch.from_numpy(edges > 0).float()[None, None].to(dev) * 2 - 1
         sk_tok = g.sketch_tokenizer.encode(x).flatten(1).cpu()
     part_tok = torch.full((1, c.image_len), c.image_empty, dtype=torch.long)
-    shown = None
+    shown = kept_image = weight = None
     if partial is not None:
         img = as_rgb(partial, "partial image")
         keep = keep_map(g, img, keep_box, keep_mask)
@@ -430,7 +454,9 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
         part_tok = torch.where(cells, codes.flatten(1).cpu(), torch.full_like(part_tok, c.image_empty))
         cell_px = torch.repeat_interleave(torch.repeat_interleave(cells.view(grid, grid), s // grid, 0), s // grid, 1)
         shown = np.where(cell_px.numpy()[..., None], small, 255).astype(np.uint8)
-    return Conditions(text or None, ids, lengths, edges, sk_tok, shown, part_tok)
+        kept_image = decode_tokens(g, codes.flatten(1))[0]
+        weight = kept_weight(cell_px.numpy(), max(1, s // grid // 2))
+    return Conditions(text or None, ids, lengths, edges, sk_tok, shown, part_tok, kept_image, weight)
 
 
 @torch.no_grad()
@@ -469,7 +495,8 @@ def generate_batches(g: Generator, cond: Conditions, n: int = 1, seed: int | Non
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens),
                                    cfg, gen, decode=decode)
-        yield decode_tokens(g, tokens)
+        images = decode_tokens(g, tokens)
+        yield keep_composite(images, cond) if cfg.keep == "exact" else images
 
 
 def _whole(v, name: str) -> int:
