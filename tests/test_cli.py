@@ -75,12 +75,17 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
         assert (out / f).is_file() and f in report
     assert "<h2>Colours</h2>" in report and "a navy skirt" in report and "Warning" not in report
     assert "Does each mode follow its condition?" in report
+    # A summary first, a curve for every training stage (each logs every step in `tiny`), the rest folded.
+    assert report.index("<h2>Summary</h2>") < report.index("<h2>Training curves</h2>") < report.index("<details>")
+    assert report.count("<svg") == len(list((out / "runs").glob("*/metrics.jsonl"))) == 5
+    assert "headline figures are far from their reference" in report  # 2 steps a stage: far from everything
     assert json.loads((out / "model" / "armani.json").read_text())["sampling"]["temperature"] == 1.0
     # The model card: data, components, the quickstart's figures; no path of this machine anywhere.
     card = (out / "model" / "README.md").read_text()
     assert "dataset `synthfashion`" in card and "120 samples" in card and "| transformer |" in card
     assert "| generation | colour_accuracy |" in card and "| vqgan | psnr |" in card
     assert "| fidelity | sketch.silhouette_iou |" in card and "| fidelity | partial.kept_psnr |" in card
+    assert "## What it can do" in card and "| MaskCLIP | word-part pointing accuracy |" in card
     assert not any(str(tmp_path) in f.read_text() for f in (out / "model").rglob("*") if f.suffix in (".json", ".md"))
     assert main(["-q", "export", "--model", str(out), "--out", str(tmp_path / "again")]) == 0
     again = (tmp_path / "again" / "README.md").read_text()

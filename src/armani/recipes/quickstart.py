@@ -28,14 +28,13 @@ from ..formats.dataset import Index
 from ..progress import bar
 from ..report.html import quickstart_page
 from ..report.preview import contact_sheet
+from ..report.summary import TRAINING_FACTS, flat_fidelity
 from .profiles import PROFILES, resolve_profile, stage_overrides, write_stage_config
 from .stages import StageRunner
 
 # Prompts of the text mode: SynthFashion's vocabulary, one garment category and colour each.
 PROMPTS = ("a red T-shirt with a white logo", "a blue dress", "a black jacket with a zipper",
            "a yellow skirt", "green trousers with two pockets", "a white shirt with black buttons")
-# Per-stage entries of summary.json that describe the training run, not the model.
-_TRAINING_FACTS = ("steps", "planned_steps", "stopped_by", "train_seconds", "last_loss", "mixed_precision")
 
 
 @dataclass
@@ -152,7 +151,7 @@ class _Quickstart:
     def export(self) -> None:
         from ..inference.pipeline import export as export_pipeline
         c = self.cfg
-        measured = {k: {f: v for f, v in m.items() if f not in _TRAINING_FACTS} for k, m in self.metrics.items()
+        measured = {k: {f: v for f, v in m.items() if f not in TRAINING_FACTS} for k, m in self.metrics.items()
                     if k != "generation"}
         export_pipeline(self.runs / "transformer", self.out / "model", sampling=PROFILES[c.profile].get("sampling"),
                         about={"name": "quickstart",
@@ -180,11 +179,7 @@ class _Quickstart:
         with bar(len(MODES), "fidelity", "mode", self.cfg.quiet) as pb:
             rep = fidelity_by_mode(self.out / "model", self.data, seed=self.cfg.seed, progress=pb.update)
         self.summary["fidelity"] = rep
-        flat = {f"{mode}.{k}": v for mode, r in rep["modes"].items() for k, v in r.items()
-                if isinstance(v, float)}
-        flat.update({f"{mode}.{k}.ceiling": v for mode, r in rep["modes"].items()
-                     for k, v in r["ceiling"].items() if isinstance(v, float) and mode in ("text", "partial")})
-        record_measured(self.out / "model", {"fidelity": flat})
+        record_measured(self.out / "model", {"fidelity": flat_fidelity(rep)})
 
 
 def generate_report_grids(out: Path, data: Path, n: int, seed: int, quiet: bool = False) -> dict:

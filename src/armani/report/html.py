@@ -102,42 +102,70 @@ function save() {{
 </script>""", css)
 
 
+def _minutes(sec: float) -> str:
+    return f"{sec:.0f} s ({int(sec // 60)} min {sec % 60:02.0f} s)"
+
+
 def quickstart_page(out: Path, summary: dict) -> Path:
-    """`report.html`: the stages' times and metrics, and the image grids, side by side."""
+    """`report.html`: a summary first (what was trained, how long it took, the headline figures
+    against their references, `report.summary`), a training curve per stage, the generation
+    sheets and the data; every figure, the stage times and the per-mode tables in a collapsed
+    block at the end."""
+    from .summary import (NAMES, TRAINING_FACTS, bookkeeping, curves_html, headline_table_html, headlines, measured_of,
+                          round_figure)
     m = summary.get("metrics", {})
     esc = html.escape
-
-    def fmt(v) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else esc(str(v))
-
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{v:.1f}</td></tr>" for k, v in summary.get("stage_seconds", {}).items())
-    mrows = "".join(f"<tr><td>{esc(stage)}</td><td>{esc(k)}</td><td>{fmt(v)}</td></tr>"
-                    for stage, d in m.items() for k, v in d.items())
+    st = summary.get("stage_seconds", {})
+    ds, cfg = summary.get("dataset") or {}, summary.get("settings") or {}
+    trained = ", ".join(f"{NAMES[k]} ({m[k]['steps']:,} steps, {st.get(k, 0):.0f} s)" for k in NAMES
+                        if k in m and "steps" in m[k])
+    heads = headlines(measured_of(summary))
+    far = [h for h in heads if h.far]
+    verdict = (f"<p class=warn><b>{len(far)} of {len(heads)} headline figures are far from their reference</b>: "
+               + "; ".join(esc(f"{h.model}, {h.figure} ({h.value} against {h.reference})") for h in far) + ".</p>"
+               if far else f"<p>All {len(heads)} headline figures are near their references.</p>")
+    capped = summary.get("capped") or {}
+    warn = "".join(f"<p class='warn'>Warning: {esc(k)} {esc(v)}.</p>" for k, v in capped.items())
     imgs = []
+    for mode, f in summary.get("generation", {}).get("sheets", {}).items():
+        imgs.append(f"<h3>{esc(mode)}</h3><img src='{esc(f)}'>")
     for title, f in [("Training data (SynthFashion)", "preview.png"), ("Stage 1: originals above reconstructions",
                                                                       "recon.png"),
                      ("Sketch tokenizer: originals above reconstructions", "recon_sketch.png")]:
         if (out / f).is_file():
             imgs.append(f"<h3>{esc(title)}</h3><img src='{f}'>")
-    for mode, f in summary.get("generation", {}).get("sheets", {}).items():
-        imgs.append(f"<h3>Generation: {esc(mode)}</h3><img src='{esc(f)}'>")
-    capped = summary.get("capped") or {}
-    warn = "".join(f"<p class='warn'>Warning: {esc(k)} {esc(v)}.</p>" for k, v in capped.items())
-    colours = _colour_table(summary.get("colours"), summary.get("recon_colours"))
-    colours += fidelity_table(summary.get("fidelity"))
-    css = "body{max-width:1400px}td,th{padding:2px 10px;text-align:left}.warn{background:#fff3cd;" \
-          "border:1px solid #e0b000;padding:6px 10px}"
+    groups = []
+    for stage, d in m.items():
+        facts = bookkeeping(d)
+        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(round_figure(k, v))}</td></tr>"
+                       for k, v in d.items() if k not in TRAINING_FACTS)
+        groups.append(f"<h3>{esc(NAMES.get(stage, stage))}</h3>" + (f"<p><small>{esc(facts)}</small></p>" if facts
+                                                                    else "") + f"<table>{rows}</table>")
+    times = "".join(f"<tr><td>{esc(k)}</td><td>{v:.1f}</td></tr>" for k, v in st.items())
+    css = ("body{max-width:1400px}td,th{padding:2px 10px;text-align:left;vertical-align:top}.warn{background:#fff3cd;"
+           "border:1px solid #e0b000;padding:6px 10px}tr.far td{background:#fde2e1}figure{display:inline-block;"
+           "margin:0 16px 12px 0}figcaption{font-size:12px;color:#444}svg.curve{border:none}"
+           "details{margin-top:1.5em}summary{cursor:pointer;font-weight:bold}")
     body = f"""<h1>armani quickstart</h1>
-<p>Settings: {esc(json.dumps(summary.get('settings')))}. Total {summary.get('total_seconds', 0):.0f} s.
-Model: <code>model/</code> (<code>armani generate --model {esc(str(out / 'model'))} --text "..."</code>).</p>
-{warn}<h2>Time per stage (s)</h2><table>{rows}</table>
-<h2>Metrics</h2><p>Validation split. Segmenter: mean IoU over labels. MaskCLIP: word-part pointing accuracy
-(chance given). Tokenizers: PSNR (dB), SSIM, codebook usage. Stage 2: negative log-likelihood per image token
-(nats) with no condition, the caption, caption+sketch and caption+partial image (the partial's kept tokens are
-in the condition, so they are easy).</p>
-<table><tr><th>stage</th><th>metric</th><th>value</th></tr>{mrows}</table>
-{colours}
-<h2>Images</h2>{''.join(imgs)}"""
+<p>Trained on SynthFashion ({ds.get('samples', cfg.get('n', '?')):,} images at {cfg.get('size', '?')} px, seed
+{cfg.get('seed', '?')}, profile <code>{esc(str(cfg.get('profile', '?')))}</code>): {esc(trained)}.
+{_minutes(summary.get('total_seconds', 0))} of stages in all. The model is in <code>model/</code>:
+<code>armani generate --model {esc(str(out / 'model'))} --text "a blue dress"</code>.</p>
+{warn}<h2>Summary</h2>{verdict}{headline_table_html(heads)}
+<p><small>References: a ceiling is the same figure for the real images' stage-1 reconstructions (far: under 80% of
+it, or 1 dB under for a PSNR); chance is far under twice; a baseline must be beaten by the margin named; a bar is a
+plain threshold where nothing better exists.</small></p>
+<h2>Training curves</h2>{curves_html(out / 'runs')}
+<h2>Generation</h2><p>One sheet per mode: the condition (prompt, sketch, kept cells) and its samples.</p>{''.join(imgs)}
+<details><summary>All figures, by stage</summary>
+<p>Validation split. Segmenter: mean IoU over labels. MaskCLIP: word-part pointing accuracy (chance given).
+Tokenizers: PSNR (dB), SSIM, codebook usage. Stage 2: negative log-likelihood per image token (nats) with no
+condition, the caption, caption+sketch and caption+partial image (the partial's kept tokens are in the condition,
+so they are easy).</p>{''.join(groups)}
+{fidelity_table(summary.get("fidelity"))}
+{_colour_table(summary.get("colours"), summary.get("recon_colours"))}
+<h3>Time per stage (s)</h3><table>{times}</table>
+<p><small>Settings: {esc(json.dumps(cfg))}.</small></p></details>"""
     return write_page(out / "report.html", "armani quickstart", body, css)
 
 

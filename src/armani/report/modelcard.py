@@ -94,6 +94,15 @@ def model_card(pipe: Path) -> str:
         loss = _fmt(last["loss"]) if isinstance(last.get("loss"), (int, float)) else "-"
         steps = t.get("trained_steps")
         lines.append(f"| {comp} | {_count(pipe / sub / WEIGHTS)} | {'-' if steps is None else steps} | {loss} |")
+    if metrics:
+        from .summary import headline_table_markdown, headlines
+        heads = headlines(metrics)
+        if heads:
+            far = sum(h.far for h in heads)
+            lines += ["", "## What it can do", "",
+                      f"Headline figures against their references ({far} of {len(heads)} far from it; a ceiling is "
+                      "the same figure for real images through stage 1, see `armani.report.summary`):", ""]
+            lines += headline_table_markdown(heads)
     lines += ["", "## Measured", ""]
     if metrics:
         lines += ["| component | figure | value |", "| --- | --- | --- |"]
