@@ -97,9 +97,9 @@ def headlines(measured: dict) -> list[Headline]:
     if (v := _num(gen, "colour_accuracy")) is not None:
         kept = _num(vq, "colour_kept")
         add("generation", "asked colour (13 colour prompts)", f"{v:.0%}",
-            f"ceiling {kept:.0%}" if kept is not None else "-",
-            "text-only samples in the colour the prompt asks, read from the pixels (ceiling: reconstructions "
-            "that keep their colour)", kept is not None and v < 0.8 * kept)
+            f"stage 1 keeps {kept:.0%}" if kept is not None else "-",
+            "text-only samples in the colour the prompt asks, read from the pixels (reference: the share of "
+            "val reconstructions that keep their colour)", kept is not None and v < 0.8 * kept)
     if (v := _num(fid, "sketch.silhouette_iou")) is not None:
         base, ceil = _num(fid, "text.silhouette_iou"), _num(fid, "sketch.silhouette_iou.ceiling")
         ref = ", ".join(x for x in (f"text alone {base:.3f}" if base is not None else "",
