@@ -54,3 +54,8 @@ def test_the_report_has_a_curve_for_every_run_with_a_log(tmp_path):
     assert "1 of 2 headline figures are far from their reference" in page and "class=far" in page
     assert "60 of 60 planned steps, stopped by max steps, 2 s, precision auto" in page
     assert "<td>miou</td><td>0.200</td>" in page
+
+
+def test_times_read_as_minutes():
+    from armani.report.html import _minutes
+    assert _minutes(719.68) == "720 s (12 min 00 s)" and _minutes(61.2) == "61 s (1 min 01 s)"

@@ -73,7 +73,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     "tiny": {
         "segmenter": {"model": {"channels": [4, 8]}, "train": {"max_steps": 2, "batch_size": 8, "log_every": 1}},
         "maskclip": {"model": {"mask_width": 16, "mask_layers": 1, "mask_heads": 2, "text_width": 16,
-                               "text_heads": 2, "embed_dim": 8}, "train": {"max_steps": 2, "batch_size": 8, "log_every": 1}},
+                               "text_heads": 2, "embed_dim": 8},
+                     "train": {"max_steps": 2, "batch_size": 8, "log_every": 1}},
         "vqgan": {"model": {"channels": [8, 8, 16, 16], "z_channels": 16, "num_codes": 32, "code_dim": 4},
                   "loss": {"disc_weight": 0.0}, "train": {"max_steps": 2, "batch_size": 8, "log_every": 1}},
         "sketch-vq": {"model": {"channels": [4, 8, 8, 8], "z_channels": 8, "num_codes": 16, "code_dim": 4},

@@ -103,7 +103,9 @@ function save() {{
 
 
 def _minutes(sec: float) -> str:
-    return f"{sec:.0f} s ({int(sec // 60)} min {sec % 60:02.0f} s)"
+    """720.4 -> '720 s (12 min 00 s)'."""
+    whole = round(sec)
+    return f"{whole} s ({whole // 60} min {whole % 60:02d} s)"
 
 
 def quickstart_page(out: Path, summary: dict) -> Path:
