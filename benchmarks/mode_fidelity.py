@@ -35,7 +35,7 @@ def main() -> None:
         g.sampling = replace(g.sampling, keep=keep)
         t = time.perf_counter()
         out[keep] = fidelity_by_mode(g, a.data, modes=modes, n=a.n, samples=a.samples)
-        print(f"keep {keep} ({time.perf_counter() - t:.1f} s); figure (ceiling)")
+        print(f"keep {keep} ({time.perf_counter() - t:.1f} s); figure (ceiling); category: {out[keep]['category_judge']}")
         for mode, r in out[keep]["modes"].items():
             cells = [f"{k} {r[k]:.3f} ({r['ceiling'][k]:.3f})" for k in FIDELITY if r[k] is not None]
             print(f"  {mode:13s} " + ", ".join(cells))

@@ -74,7 +74,8 @@ def test_quickstart_runs_and_resumes(tmp_path, capsys, monkeypatch):
     for f in summary["generation"]["sheets"].values():
         assert (out / f).is_file() and f in report
     assert "<h2>Colours</h2>" in report and "a navy skirt" in report and "Warning" not in report
-    assert "Does each mode follow its condition?" in report
+    assert "Does each mode follow its condition?" in report and "garment category" in report
+    assert summary["fidelity"]["category_judge"]["judge"] == "packaged SynthFashion judge"
     # A summary first, a curve for every training stage (each logs every step in `tiny`), the rest folded.
     assert report.index("<h2>Summary</h2>") < report.index("<h2>Training curves</h2>") < report.index("<details>")
     assert report.count("<svg") == len(list((out / "runs").glob("*/metrics.jsonl"))) == 5

@@ -146,8 +146,10 @@ def test_every_mode_reports_its_fidelity(synth_ds, tmp_path):
         else:
             assert fid["kept_psnr"] is None
         if "text" not in mode:
-            assert fid["colour_accuracy"] is None
-        assert set(fid["ci95"]) >= {"silhouette_iou", "kept_psnr", "colour_accuracy"}
+            assert fid["colour_accuracy"] is None and fid["category_accuracy"] is None
+        assert set(fid["ci95"]) >= {"silhouette_iou", "kept_psnr", "colour_accuracy", "category_accuracy"}
+        judged = fid["category_judge"]
+        assert judged["used"] == (fid["category_accuracy"] is not None) or "text" not in mode, judged
 
 
 def test_the_demo_and_the_api_take_the_keep_setting(gen):
@@ -162,3 +164,42 @@ def test_the_demo_and_the_api_take_the_keep_setting(gen):
         run_generation(gen, None, partial=photo, keep_box="0,16,64,32", n=1, seed=0, keep="half")
     with pytest.raises(GenerationError, match="keep must be"):
         generate(gen, partial=photo, keep_box=(0, 16, 64, 32), keep="half")
+
+
+class _FixedJudge:
+    """Reads every image as one category (a stand-in for `eval.judge.Judge`)."""
+
+    def __init__(self, category: str):
+        from armani.data.vocab import CATEGORIES
+        self.index = CATEGORIES.index(category)
+
+    def read(self, images):
+        return {"category": np.full(len(images), self.index)}
+
+
+def test_category_accuracy_counts_samples_read_as_the_named_garment(gen):
+    from armani.eval.fidelity import per_image
+    from armani.eval.generation import Prompt
+    img = np.full((64, 64, 3), 240, np.uint8)
+    prompts = [Prompt("a", "a red dress", {"category": "dress", "color": "red", "pattern": "solid"}, img),
+               Prompt("b", "a blue skirt", {"category": "skirt", "color": "blue", "pattern": "solid"}, img)]
+    empty = gen.transformer.cfg.image_empty
+    text = [prepare(gen, text=p.caption) for p in prompts]
+    images = np.stack([img] * 4)  # two samples a prompt
+    got = per_image(images, prompts, text, 2, empty, _FixedJudge("dress"))["category_accuracy"]
+    assert got.tolist() == [1.0, 1.0, 0.0, 0.0]
+    sketch = [prepare(gen, sketch=np.zeros((64, 64), np.uint8)) for _ in prompts]
+    assert np.isnan(per_image(images, prompts, sketch, 2, empty, _FixedJudge("dress"))["category_accuracy"]).all()
+    assert np.isnan(per_image(images, prompts, text, 2, empty)["category_accuracy"]).all()
+
+
+def test_the_packaged_judge_reads_synthfashion_categories(tmp_path):
+    from armani.data.make_synth import write_synth
+    from armani.eval.generation import category_judge
+    from armani.eval.judge import TRUST, shipped_judge
+    assert shipped_judge() is not None
+    data = write_synth(tmp_path / "d", n=1200, size=64, seed=11, workers=1, tokenizer_vocab=0)
+    reader, info = category_judge("auto", data)
+    assert info["used"] and info["category_accuracy_real"] >= TRUST and reader is not None, info
+    _, none = category_judge(None, data)
+    assert not none["used"] and "no attribute judge" in none["why"]

@@ -11,6 +11,10 @@ ceiling (the same figure for the real image's stage-1 reconstruction).
 - `colour_accuracy` (text modes): the share of samples whose main colour, read from the pixels
   (`colour.main_colour`), is the colour the caption names (solid garments whose caption names
   one).
+- `category_accuracy` (text modes, with an attribute judge): the share of samples whose
+  category the judge reads as the caption's garment's (`eval.judge`; the packaged SynthFashion
+  judge in the quickstart). Only where the judge reads the category of real images right
+  often enough (`judge.TRUST`); else it is left out.
 """
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ import math
 import numpy as np
 import torch
 
+from ..data.vocab import CATEGORIES
 from .colour import colour_error, garment_pixels, main_colour
 
-FIDELITY = ("silhouette_iou", "kept_psnr", "kept_colour_error", "colour_accuracy")
+FIDELITY = ("silhouette_iou", "kept_psnr", "kept_colour_error", "colour_accuracy", "category_accuracy")
 
 
 def silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,12 +88,15 @@ def reconstructions(g, prompts, fuse: bool = True, batch: int = 32) -> np.ndarra
     return np.concatenate(out)
 
 
-def per_image(images: np.ndarray, prompts, conds, samples: int, image_empty: int) -> dict[str, np.ndarray]:
+def per_image(images: np.ndarray, prompts, conds, samples: int, image_empty: int,
+              judge=None) -> dict[str, np.ndarray]:
     """Every figure of FIDELITY for each image (prompt-major, `samples` a prompt); nan where a
-    figure does not apply (no kept cells, no named colour)."""
+    figure does not apply (no kept cells, no named colour, no judge: `judge` is an
+    `eval.judge.Judge` trusted to read the category)."""
     n = len(images)
     res = {k: np.full(n, np.nan) for k in FIDELITY}
     size = images.shape[1]
+    read = judge.read(images)["category"] if judge is not None and any(c.text for c in conds) else None
     for j in range(n):
         p, cond = prompts[j // samples], conds[j // samples]
         truth = p.silhouette if p.silhouette is not None else garment_pixels(p.image)
@@ -100,4 +108,6 @@ def per_image(images: np.ndarray, prompts, conds, samples: int, image_empty: int
         colour = named_colour(p.caption, p.attributes) if cond.text else None
         if colour is not None:
             res["colour_accuracy"][j] = float(main_colour(images[j]) == colour)
+        if read is not None and cond.text and p.attributes.get("category") in CATEGORIES:
+            res["category_accuracy"][j] = float(read[j] == CATEGORIES.index(p.attributes["category"]))
     return res

@@ -261,20 +261,20 @@ def model_scorers(g) -> tuple[str | None, str | None]:
 
 
 def mode_fidelity(g, prompts: list[Prompt], conds: list, images: np.ndarray, samples: int, seed: int = 0,
-                  recons: dict | None = None) -> dict:
+                  recons: dict | None = None, judge=None) -> dict:
     """`eval.fidelity`'s figures of the samples (mean and 95% interval over prompts) and,
     under `ceiling`, of the prompts' stage-1 reconstructions with the same conditions
     (`recons`: reconstructions already made for these prompts, keyed by whether they fuse
-    the caption; filled in here)."""
+    the caption; filled in here). `judge`: a `Judge` trusted to read the category, or None."""
     from .fidelity import FIDELITY, per_image, reconstructions
     empty = g.transformer.cfg.image_empty
     groups = np.repeat(np.arange(len(prompts)), samples)
-    got = per_image(images, prompts, conds, samples, empty)
+    got = per_image(images, prompts, conds, samples, empty, judge)
     recons = {} if recons is None else recons
     fuse = any(c.text for c in conds)
     if fuse not in recons:
         recons[fuse] = reconstructions(g, prompts, fuse=fuse)
-    top = per_image(recons[fuse], prompts, conds, 1, empty)
+    top = per_image(recons[fuse], prompts, conds, 1, empty, judge)
     out: dict = {"ci95": {}, "ceiling": {}}
     for k in FIDELITY:
         out[k], out["ci95"][k] = _summary(got[k], groups, seed)
@@ -282,22 +282,49 @@ def mode_fidelity(g, prompts: list[Prompt], conds: list, images: np.ndarray, sam
     return out
 
 
+def category_judge(judge, data: str | os.PathLike, device=None):
+    """(a `Judge` to read the category of samples, or None; what was decided, for the report).
+    `judge`: a judge run or bundle, "auto" (the packaged SynthFashion judge on SynthFashion
+    data, else none) or None. It is used only where it reads the category of the data's real
+    `test` images right in `judge.TRUST` of them or more."""
+    from .judge import TRUST, Judge, evaluate_judge, shipped_judge
+    if judge == "auto":
+        judge = shipped_judge() if read_meta(data).get("source") == "synthfashion" else None
+        if judge is None:
+            return None, {"used": False, "why": "no judge for this data (the packaged one reads SynthFashion)"}
+    if judge is None:
+        return None, {"used": False, "why": "no attribute judge given"}
+    name = "packaged SynthFashion judge" if Path(judge) == shipped_judge() else str(judge)
+    if not len(Index(data, "test", where=lambda r: bool((r.get("attributes") or {}).get("category")))):
+        return None, {"used": False, "judge": name, "why": "the data has no test images with a category"}
+    rep = evaluate_judge(judge, data, "test")
+    acc = rep["accuracy"]["category"]
+    info = {"judge": name, "split": "test", "samples": rep["samples"], "category_accuracy_real": acc,
+            "threshold": TRUST, "used": acc >= TRUST}
+    if acc < TRUST:
+        info["why"] = f"the judge reads the category of {acc:.1%} of real test images (needs {TRUST:.0%})"
+        return None, info
+    return Judge(judge, device or "cpu"), info
+
+
 def fidelity_by_mode(model, data: str | os.PathLike, modes=None, split: str = "val", n: int = 24, samples: int = 2,
-                     seed: int = 0, progress=None) -> dict:
+                     seed: int = 0, progress=None, judge="auto") -> dict:
     """mode -> `mode_fidelity` on the split's first `n` prompts, `samples` images each: whether
-    each generation mode follows its condition, beside its ceiling. No scorer networks."""
+    each generation mode follows its condition, beside its ceiling. The category is read by
+    `judge` (see `category_judge`); no other scorer network."""
     from ..inference.modes import MODES
     from ..inference.pipeline import load
     g = model if not isinstance(model, (str, os.PathLike)) else load(model)
     prompts = load_prompts(data, split, n, g.image_size)
+    reader, info = category_judge(judge, data, g.device)
     out, recons = {}, {}  # one set of reconstructions with the caption fused, one without, for every mode
     for mode in modes or MODES:
         images, conds = generate_for(g, prompts, mode, samples, seed)
-        out[mode] = mode_fidelity(g, prompts, conds, images, samples, seed, recons)
+        out[mode] = mode_fidelity(g, prompts, conds, images, samples, seed, recons, reader)
         if progress:
             progress(1)
     return {"split": split, "prompts": len(prompts), "samples_per_prompt": samples, "keep": g.sampling.keep,
-            "modes": out}
+            "category_judge": info, "modes": out}
 
 
 def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", split: str = "val", n: int | None = 100,
@@ -313,7 +340,12 @@ def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", spli
         scorers = load_scorers(judge, maskclip or own_mc, segmenter or own_seg, inception, clip, data, device)
     sc, why = scorers
     images, conds = generate_for(g, prompts, mode, samples, seed, progress=progress)
-    fidelity = mode_fidelity(g, prompts, conds, images, samples, seed)
+    if judge:  # the judge given reads the category where it reads real images' well enough
+        reader, info = category_judge(judge, data, device) if sc.get("judge") is not None else (None, {
+            "used": False, "why": why.get("attribute_accuracy", "")})
+    else:
+        reader, info = category_judge("auto", data, device)
+    fidelity = {**mode_fidelity(g, prompts, conds, images, samples, seed, judge=reader), "category_judge": info}
     holdout = holdout_parts(data) if split == "test_holdout" else None
     kw = dict(judge=sc.get("judge"), judge_report=sc.get("judge_report"), maskclip=sc.get("maskclip"),
               inception=sc.get("inception"), clip=sc.get("clip"), seed=seed, holdout=holdout, reasons=why)

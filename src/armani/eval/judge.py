@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,13 @@ TRUST = 0.95  # least accuracy on real images for an attribute to be judged
 PART_GATE = 0.90  # least balanced accuracy on real images for a part to be scored in the part-control test
 _PATTERN_RE = {"striped": re.compile(r"\bstripe"), "dotted": re.compile(r"\bdots?\b|polka"),
                "checked": re.compile(r"\bcheck|plaid")}
+
+
+def shipped_judge() -> Path | None:
+    """The SynthFashion judge inside the installed package (64 px; `pretrained/judge/README.md`
+    says how it was trained and what it reads), if this build has one."""
+    p = Path(str(resources.files("armani") / "pretrained" / "judge"))
+    return p if (p / "model.safetensors").is_file() else None
 
 
 class Judge:

@@ -172,7 +172,15 @@ so they are easy).</p>{''.join(groups)}
 
 
 _FIDELITY_COLS = (("silhouette_iou", "silhouette IoU", "{:.3f}"), ("kept_psnr", "kept cells PSNR (dB)", "{:.1f}"),
-                  ("kept_colour_error", "kept cells CIEDE2000", "{:.1f}"), ("colour_accuracy", "named colour", "{:.0%}"))
+                  ("kept_colour_error", "kept cells CIEDE2000", "{:.1f}"), ("colour_accuracy", "named colour", "{:.0%}"),
+                  ("category_accuracy", "garment category", "{:.0%}"))
+
+
+def _judge_line(rep: dict) -> str:
+    j = rep.get("category_judge") or {}
+    if j.get("used"):
+        return f"it reads the category of {j['category_accuracy_real']:.0%} of {j['samples']} real test images"
+    return "not measured: " + (j.get("why") or "no judge")
 
 
 def fidelity_table(rep: dict | None) -> str:
@@ -193,7 +201,8 @@ def fidelity_table(rep: dict | None) -> str:
             f"{rep['samples_per_prompt']} samples each, partial images kept <i>{html.escape(rep['keep'])}</i>. "
             "Silhouette IoU: the sample's garment pixels against the garment the condition came from (a sketch "
             "should raise it above text alone); kept cells: the sample against the original where the partial "
-            "image is kept; named colour: samples in the colour the caption names, read from the pixels. Ceiling: "
+            "image is kept; named colour: samples in the colour the caption names, read from the pixels; garment category: "
+            f"samples the attribute judge reads as the garment named ({html.escape(_judge_line(rep))}). Ceiling: "
             "the same figure for the real image's stage-1 reconstruction.</p>"
             f"<table><tr><th>mode</th>{head}</tr>{rows}</table>")
 

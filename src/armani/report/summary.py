@@ -44,6 +44,9 @@ def flat_fidelity(rep: dict) -> dict[str, float]:
     flat = {f"{mode}.{k}": v for mode, r in rep["modes"].items() for k, v in r.items() if isinstance(v, float)}
     flat.update({f"{mode}.{k}.ceiling": v for mode, r in rep["modes"].items()
                  for k, v in r["ceiling"].items() if isinstance(v, float) and mode in ("text", "sketch", "partial")})
+    real = (rep.get("category_judge") or {}).get("category_accuracy_real")
+    if isinstance(real, float):
+        flat["category_judge.real"] = real
     return flat
 
 
@@ -121,6 +124,13 @@ def headlines(measured: dict) -> list[Headline]:
         ceil = _num(fid, "text.colour_accuracy.ceiling")
         add("generation", "text: named colour (val captions)", f"{v:.0%}", f"ceiling {ceil:.0%}" if ceil else "-",
             "samples from a val garment's caption in the colour it names", ceil is not None and v < 0.8 * ceil)
+    if (v := _num(fid, "text.category_accuracy")) is not None:
+        ceil, real = _num(fid, "text.category_accuracy.ceiling"), _num(fid, "category_judge.real")
+        ref = ", ".join(x for x in (f"ceiling {ceil:.0%}" if ceil is not None else "",
+                                    f"the judge reads {real:.0%} of real images" if real is not None else "") if x)
+        add("generation", "text: garment category (val captions)", f"{v:.0%}", ref or "-",
+            "samples from a val garment's caption that the attribute judge reads as the garment named",
+            ceil is not None and v < 0.8 * ceil)
     return out
 
 
@@ -168,7 +178,7 @@ def round_figure(key: str, v) -> str:
     k = key.rsplit(".", 1)[-1] if not key.endswith(".ceiling") else key.rsplit(".", 2)[-2]
     if "psnr" in k or "colour_error" in k:
         return f"{v:.1f}"
-    if k in ("codebook_usage", "colour_kept", "colour_accuracy"):
+    if k in ("codebook_usage", "colour_kept", "colour_accuracy", "category_accuracy"):
         return f"{v:.1%}"
     if "perplexity" in k:
         return f"{v:.0f}"
