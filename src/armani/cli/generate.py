@@ -150,7 +150,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_align(args) -> int:
-    from ..report.align_figure import alignment_figure
+    from ..eval.align_figure import alignment_figure
     out = alignment_figure(args.model, args.image, args.mask, args.text, args.out)
     print(f"wrote {out}")
     return 0

@@ -9,17 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.vocab import CATEGORIES, COLORS, JUDGE_PARTS, PATTERNS
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     image_size: int = 64
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)  # a full-size stem, then one stride-2 level per entry
-    num_categories: int = len(CATEGORIES)
-    num_colors: int = len(COLORS)
-    num_patterns: int = len(PATTERNS)
-    num_parts: int = len(JUDGE_PARTS)
+    # SynthFashion's vocabulary (armani.data.vocab: CATEGORIES, COLORS, PATTERNS, JUDGE_PARTS);
+    # the model reads only the counts, and tests/test_layers.py checks they match.
+    num_categories: int = 11
+    num_colors: int = 13
+    num_patterns: int = 4
+    num_parts: int = 11
     dropout: float = 0.1
     # "level": the part map reads the stride-4 level alone; "pyramid": that level plus every
     # deeper one upsampled to it (a wider view for small parts: a logo or a button is told

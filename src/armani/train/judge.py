@@ -12,9 +12,10 @@ from torch import nn
 
 from ..config import TrainConfig, stage_configs
 from ..data.attributes import JudgeDataset
+from ..data.vocab import JUDGE_PARTS
 from ..formats.dataset import read_meta
 from ..labels import LABEL_ID
-from ..models.judge import JUDGE_PARTS, AttributeJudge, JudgeConfig
+from ..models.judge import AttributeJudge, JudgeConfig
 from .loop import Task
 
 

@@ -13,10 +13,10 @@ from PIL import Image, ImageDraw
 
 from ..data.transforms import letterbox
 from ..errors import UserError
-from ..eval.alignment import load_maskclip, words_with_tokens
 from ..formats.images import read_image_strict, read_mask
-from .preview import overlay
-from .sheet import label_font
+from ..report.preview import overlay
+from ..report.sheet import label_font
+from .alignment import load_maskclip, words_with_tokens
 
 CELL = 160
 
