@@ -22,13 +22,10 @@ import numpy as np
 from .errors import UserError
 from .formats.images import MAX_PIXELS
 from .inference.pipeline import (
+    ArmaniPipeline,
     GenerationError,
-    Generator,
     as_rgb,
-    generate_from,
     load,
-    prepare,
-    sampling_config,
     unknown_words_message,
 )
 from .inference.sampling import check_seed
@@ -87,7 +84,7 @@ def _blank(img: np.ndarray | None) -> bool:
     return img is None or int(img.max()) - int(img.min()) < 8
 
 
-def run_generation(g: Generator, text: str | None = None, sketch=None, partial=None, keep_mask=None,
+def run_generation(g: ArmaniPipeline, text: str | None = None, sketch=None, partial=None, keep_mask=None,
                    n: int = 4, seed: int | None = -1, guidance: float | None = None, top_k: int | None = None,
                    temperature: float | None = None, keep_box: str | None = None,
                    sketch_is_photo: bool = False, sketch_upload=None, keep: str | None = None) -> Result:
@@ -122,16 +119,16 @@ def run_generation(g: Generator, text: str | None = None, sketch=None, partial=N
             raise GenerationError("paint over the part of the partial image to keep (or give a keep mask or box)")
         elif mask is not None:
             box = None
-    cond = prepare(g, text, sketch=None if sketch_is_photo else drawn, sketch_from=drawn if sketch_is_photo else None,
-                   partial=photo, keep_box=box, keep_mask=mask)
+    cond = g.prepare(text, sketch=None if sketch_is_photo else drawn, sketch_from=drawn if sketch_is_photo else None,
+                     partial=photo, keep_box=box, keep_mask=mask)
     if seed is None or seed < 0:
         seed = int.from_bytes(os.urandom(3), "little")
-    cfg = sampling_config(g, temperature, top_k, None, guidance, keep or None)
+    cfg = g.sampling_config(temperature, top_k, None, guidance, keep or None)
     try:
         cfg.check()
     except UserError as e:
         raise GenerationError(str(e)) from None
-    images = generate_from(g, cond, n, check_seed(seed), cfg)
+    images = np.concatenate([b for b, _ in g.batches(cond, n, check_seed(seed), cfg)])
     sheet = render([Row("", cond.text, cond.sketch, cond.partial, images)])
     used = [name for name, on in (("prompt", cond.text), ("sketch", cond.sketch is not None),
                                   ("partial image", cond.partial is not None)) if on]
@@ -162,14 +159,14 @@ def _gradio():
     return gr
 
 
-def build_demo(model: str | os.PathLike | Generator | None = None, device: str | None = None):
+def build_demo(model: str | os.PathLike | ArmaniPipeline | None = None, device: str | None = None):
     """The Gradio Blocks app (not launched)."""
     gr = _gradio()
     from PIL import Image
     # Gradio decodes uploads with Pillow before any armani code sees them: hold that decode to
     # the pixel limit of every armani reader (Pillow refuses above twice its MAX_IMAGE_PIXELS).
     Image.MAX_IMAGE_PIXELS = min(Image.MAX_IMAGE_PIXELS or MAX_PIXELS, MAX_PIXELS // 2)
-    g = model if isinstance(model, Generator) else load(model, device)
+    g = model if isinstance(model, ArmaniPipeline) else load(model, device)
     s = g.sampling
     brush = gr.Brush(default_size=8, colors=["#000000"], color_mode="fixed")
 

@@ -73,7 +73,7 @@ def cmd_generate(args) -> int:
 
     from ..formats.bundle import atomic_dir
     from ..formats.fsutil import check_target
-    from ..inference.pipeline import generate_batches, prepare, unknown_words_message
+    from ..inference.pipeline import unknown_words_message
     from ..progress import bar
     from ..report.sheet import Row, render, save_png
     box = None
@@ -91,35 +91,38 @@ def cmd_generate(args) -> int:
             raise UserError("--text is not valid UTF-8 text (check the terminal's encoding)") from None
     g = load_sampled(args, args.device)
     cfg = g.sampling
-    cond = prepare(g, args.text, args.sketch, args.sketch_from, args.partial, box, args.keep_mask)
+    cond = g.prepare(args.text, args.sketch, args.sketch_from, args.partial, box, args.keep_mask)
     unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
     if unknown:
         print(f"warning: {unknown_words_message(unknown)}", file=sys.stderr)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "little")
-    shown, start = [], 0
+    shown, start, batch_seeds = [], 0, []
     # Written beside --out and swapped in at the end: an earlier run's samples are replaced whole.
     with atomic_dir(args.out, "generation") as tmp, \
             bar(args.n, "generate", "img", args.quiet or args.n <= args.batch_size) as pb:
         # The first batch uses the seed itself: --n 40 begins with the images of --n 16.
-        for images in generate_batches(g, cond, args.n, seed, cfg, args.batch_size, args.decode):
+        for images, batch_seed in g.batches(cond, args.n, seed, cfg, args.batch_size, args.decode):
+            batch_seeds.append(batch_seed)
             for i, im in enumerate(images, start):
                 save_png(im, tmp / f"sample-{i:0{max(2, len(str(args.n - 1)))}d}.png")
             shown += list(images[:max(0, SHEET_MAX - len(shown))])
             start += len(images)
             pb.update(len(images))
         save_png(render([Row("", cond.text, cond.sketch, cond.partial, np.stack(shown))]), tmp / "sheet.png")
-        _write_record(tmp, args, g, cond, seed, cfg, unknown)
+        _write_record(tmp, args, g, cond, seed, batch_seeds, cfg, unknown)
     print(f"wrote {args.n} images and sheet.png to {args.out} (seed {seed})")
     return 0
 
 
-def _write_record(tmp: Path, args, g, cond, seed: int, cfg, unknown: list[str]) -> None:
-    """generation.json: what made the samples."""
+def _write_record(tmp: Path, args, g, cond, seed: int, batch_seeds: list[int], cfg, unknown: list[str]) -> None:
+    """generation.json: what made the samples (the seed given or drawn, and the seed each batch of
+    `batch_size` images was drawn with)."""
     from dataclasses import asdict
     record = {"model": str(g.path), "text": cond.text, "sketch": str(args.sketch) if args.sketch else None,
               "sketch_from": str(args.sketch_from) if args.sketch_from else None,
               "partial": str(args.partial) if args.partial else None, "keep_box": args.keep_box,
               "keep_mask": str(args.keep_mask) if args.keep_mask else None, "n": args.n, "seed": seed,
+              "batch_seeds": batch_seeds,
               "batch_size": args.batch_size, "device": str(g.device), "decode": args.decode,
               "sampling": asdict(cfg), "unknown_words": unknown}
     (tmp / "generation.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -140,17 +140,17 @@ def colour_prompts(all_nouns: bool = False) -> list[tuple[str, str]]:
 def evaluate_colours(model, samples: int = 4, seed: int = 0, progress=None, all_nouns: bool = False) -> dict:
     """Text-only generation for `colour_prompts(all_nouns)`, `samples` images each (prompt i
     seeded with seed * 1000 + i); the main colour of each image read by `main_colour`. `model`:
-    a loaded Generator or anything `pipeline.load` accepts. Returns the overall accuracy, one
+    a loaded ArmaniPipeline or anything `pipeline.load` accepts. Returns the overall accuracy, one
     row per colour (its prompts' samples together) and what each sample came out as.
 
     With one prompt per colour, a prompt tends to come out right or wrong as a whole, so the
     figure moves with the choice of noun as much as with the model; `all_nouns` spreads the
     same number of samples over 11 nouns per colour for a steadier figure."""
-    from ..inference.pipeline import Generator, generate_from, load, prepare
-    g = model if isinstance(model, Generator) else load(model)
+    from ..inference.pipeline import ArmaniPipeline, load
+    g = model if isinstance(model, ArmaniPipeline) else load(model)
     rows: dict[str, dict] = {}
     for i, (name, prompt) in enumerate(colour_prompts(all_nouns)):
-        imgs = generate_from(g, prepare(g, prompt), samples, seed * 1000 + i)
+        imgs = g(prompt, n=samples, seed=seed * 1000 + i).images
         row = rows.setdefault(name, {"colour": name, "prompt": prompt, "got": []})
         row["got"] += [main_colour(im) for im in imgs]
         if progress:

@@ -40,7 +40,6 @@ from ..data.transforms import letterbox
 from ..errors import UserError
 from ..formats.dataset import Index, read_meta
 from ..formats.images import BadFile, read_image, read_mask
-from ..inference.sampling import sample_tokens
 from ..report.html import samples_page
 from .metrics import bootstrap_ci, clip_score, fid, inception_score, kid
 
@@ -74,28 +73,14 @@ def load_prompts(data: str | os.PathLike, split: str, n: int | None, size: int) 
     return out
 
 
-@torch.no_grad()
 def generate_for(g, prompts: list[Prompt], mode: str, samples: int = 1, seed: int = 0, batch: int = 32,
                  progress=None) -> tuple[np.ndarray, list]:
     """(len(prompts) * samples, S, S, 3) uint8, prompt-major; and the Conditions of each prompt.
-    Prompts are sampled in batches; the result depends on the seed and the batch size."""
-    from ..inference.pipeline import decode_tokens, keep_composite, prepare_mode
-    conds = [prepare_mode(g, mode, p.caption, p.image) for p in prompts]
-    gen = torch.Generator(device=g.device)
-    gen.manual_seed(seed)
+    Prompts are sampled `batch` rows at a time from one seeded stream
+    (`ArmaniPipeline.sample_rows`); the result depends on the seed and the batch size."""
+    conds = [g.prepare_mode(mode, p.caption, p.image) for p in prompts]
     rows = [c for c in conds for _ in range(samples)]
-    out = []
-    for i in range(0, len(rows), batch):
-        part = rows[i:i + batch]
-        cat = lambda name: torch.cat([getattr(c, name) for c in part]).to(g.device)  # noqa: E731
-        tokens = sample_tokens(g.transformer, cat("ids"), cat("sketch_tokens"), cat("partial_tokens"), g.sampling, gen)
-        images = decode_tokens(g, tokens)
-        if g.sampling.keep == "exact":
-            images = np.stack([keep_composite(im[None], c)[0] for im, c in zip(images, part)])
-        out.append(images)
-        if progress:
-            progress(len(part))
-    return np.concatenate(out), conds
+    return g.sample_rows(rows, seed, batch=batch, progress=progress), conds
 
 
 class MaskCLIPScorer:

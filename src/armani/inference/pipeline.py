@@ -1,13 +1,14 @@
 """Generation: load a trained model and make garments from text, sketches and partial images.
 
-    import armani
-    model = armani.load()                       # the small SynthFashion model shipped in the package
-    images = armani.generate(model, text="a red T-shirt with a white logo", n=4, seed=0)
+    from armani.inference.pipeline import ArmaniPipeline
+    pipe = ArmaniPipeline.from_pretrained()     # the small SynthFashion model shipped in the package
+    out = pipe(text="a red T-shirt with a white logo", n=4, seed=0)   # out.images, out.seed, ...
 
-`load` accepts a pipeline folder (made by `armani export` or `armani quickstart`: one
-folder with every model generation needs), a stage-2 run or bundle (the stage-1, sketch,
-MaskCLIP and segmenter models are then found through the paths its config records), or
-nothing (the shipped model). `generate` returns (n, H, W, 3) uint8 RGB images.
+`from_pretrained` (`load`) accepts a pipeline folder (made by `armani export` or `armani
+quickstart`: one folder with every model generation needs), a stage-2 run or bundle (the
+stage-1, sketch, MaskCLIP and segmenter models are then found through the paths its config
+records), or nothing (the shipped model). `generate` returns the (n, H, W, 3) uint8 RGB
+images alone.
 
 Conditions, as in training: the caption; a sketch (an edge map; dark lines on a light
 background are inverted) or `sketch_from`, a photo whose Canny edges are used; a partial
@@ -78,7 +79,16 @@ class GenerationError(UserError):
 
 
 @dataclass
-class Generator:
+class ArmaniPipeline:
+    """Everything generation needs, loaded: the stage-2 Transformer, stage 1 (with the
+    MaskCLIP and segmenter its fusion reads), the sketch tokenizer, the caption tokenizer and
+    the sampling defaults. Every image the package generates is drawn through `batches` (one
+    set of conditions, n images) or `sample_rows` (a different set per image, for evaluation).
+
+        pipe = ArmaniPipeline.from_pretrained()           # the shipped model, or a path
+        out = pipe(text="a red T-shirt", n=4, seed=0)     # out.images (4, H, W, 3) uint8, out.seed
+        pipe.save_pretrained("my-model", half=True)
+    """
     transformer: CrossModalTransformer
     image_tokenizer: ImageTokenizer            # stage 1 (component "vqgan")
     sketch_tokenizer: ImageTokenizer | None    # the sketch tokenizer (component "sketch-vq")
@@ -94,6 +104,125 @@ class Generator:
     @property
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None,
+                        device: str | torch.device | None = "auto") -> ArmaniPipeline:
+        """A pipeline folder, a quickstart folder, a stage-2 run or bundle, or None for the
+        shipped model, on `device` ("auto": CUDA when there is a GPU, else the CPU)."""
+        return load(path, device)
+
+    def save_pretrained(self, out: str | os.PathLike, half: bool = False, sampling: dict | None = None,
+                        about: dict | None = None, measured: dict | None = None) -> Path:
+        """This pipeline as one self-contained folder with a model card (see `export`)."""
+        check_target(out, "pipeline")
+        return _write_pipeline(self, out, half, sampling, about, measured)
+
+    def prepare(self, text: str | None = None, sketch=None, sketch_from=None, partial=None, keep_box=None,
+                keep_mask=None) -> Conditions:
+        """The inputs checked and turned into condition tokens (see the module docstring)."""
+        return prepare(self, text, sketch, sketch_from, partial, keep_box, keep_mask)
+
+    def prepare_mode(self, mode: str, caption: str | None = None, photo: np.ndarray | None = None) -> Conditions:
+        """The conditions of generation mode `mode` (MODES) for a garment photo and its caption."""
+        return prepare_mode(self, mode, caption, photo)
+
+    def sampling_config(self, temperature=None, top_k=None, top_p=None, guidance=None, keep=None) -> SamplingConfig:
+        """The model's sampling defaults with the given settings over them; top_k 0 turns top-k off."""
+        return sampling_config(self, temperature, top_k, top_p, guidance, keep)
+
+    def batches(self, cond: Conditions, n: int = 1, seed: int | None = None, sampling: SamplingConfig | None = None,
+                batch_size: int = 64, decode: str = "auto") -> Iterator[tuple[np.ndarray, int]]:
+        """`n` images of one set of conditions, `batch_size` at a time: yields ((b, H, W, 3)
+        uint8, the seed of that batch). The first batch is seeded with `seed` itself (a random
+        one when None), so the first images of a larger `n` are those of a smaller one; the
+        batch starting at image i with seed * 1_000_003 + i (modulo 2**64). On CUDA the
+        Transformer runs in bfloat16 and, with `decode` "auto", each token step is replayed
+        from a CUDA graph (`inference.sampling`)."""
+        n, batch_size = _whole(n, "n"), _whole(batch_size, "batch_size")
+        cfg = _checked(sampling or self.sampling)
+        seed = check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
+        for start in range(0, n, batch_size):
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(batch_seed(seed, start))
+            yield self._draw([cond] * min(batch_size, n - start), cfg, gen, decode), batch_seed(seed, start)
+
+    def sample_rows(self, rows: list[Conditions], seed: int = 0, sampling: SamplingConfig | None = None,
+                    batch: int = 32, progress=None) -> np.ndarray:
+        """One image for each set of conditions in `rows` (evaluation: many prompts at once),
+        `batch` rows a draw, all from one random stream seeded with `seed`: the images depend
+        on the seed and the batch size. (len(rows), H, W, 3) uint8."""
+        cfg = _checked(sampling or self.sampling)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed)
+        out = []
+        for i in range(0, len(rows), batch):
+            part = rows[i:i + batch]
+            out.append(self._draw(part, cfg, gen, "auto"))
+            if progress:
+                progress(len(part))
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def _draw(self, rows: list[Conditions], cfg: SamplingConfig, gen: torch.Generator, decode: str) -> np.ndarray:
+        """The one sampling step of the package: image tokens for a batch of conditions,
+        decoded, with the kept cells of exact keeping put back."""
+        dev, one = self.device, all(r is rows[0] for r in rows)
+        if one:  # one set of conditions for the whole batch: expanded, not copied
+            cat = lambda name: getattr(rows[0], name).to(dev).expand(len(rows), -1).contiguous()  # noqa: E731
+        else:
+            cat = lambda name: torch.cat([getattr(r, name) for r in rows]).to(dev)  # noqa: E731
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            tokens = sample_tokens(self.transformer, cat("ids"), cat("sketch_tokens"), cat("partial_tokens"),
+                                   cfg, gen, decode=decode)
+        images = self.decode(tokens)
+        if cfg.keep != "exact":
+            return images
+        if one:
+            return keep_composite(images, rows[0])
+        return np.stack([keep_composite(im[None], r)[0] for im, r in zip(images, rows)])
+
+    def decode(self, tokens: torch.Tensor) -> np.ndarray:
+        """Image token ids (B, image_len) -> (B, H, W, 3) uint8 RGB through the stage-1 decoder."""
+        return decode_tokens(self, tokens)
+
+    def __call__(self, text: str | None = None, sketch=None, sketch_from=None, partial=None, keep_box=None,
+                 keep_mask=None, n: int = 1, seed: int | None = None, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, guidance: float | None = None,
+                 keep: str | None = None, batch_size: int = 64, decode: str = "auto") -> GenerationOutput:
+        """Garments from any mix of conditions (see `generate`), with what was used: the seed
+        (drawn when none is given, so a run can be repeated), the seed of each batch, the
+        conditions as read, the prompt's unknown words and the sampling settings."""
+        cond = self.prepare(text, sketch, sketch_from, partial, keep_box, keep_mask)
+        cfg = self.sampling_config(temperature, top_k, top_p, guidance, keep)
+        seed = check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
+        parts = list(self.batches(cond, n, seed, cfg, batch_size, decode))
+        unknown = self.tokenizer.unknown_words(cond.text) if cond.text else []
+        return GenerationOutput(np.concatenate([p[0] for p in parts]), seed, [p[1] for p in parts], cond, unknown,
+                                cfg)
+
+
+#: The earlier name of ArmaniPipeline, still accepted.
+Generator = ArmaniPipeline
+
+
+@dataclass
+class GenerationOutput:
+    """What `ArmaniPipeline.__call__` returns."""
+    images: np.ndarray          # (n, H, W, 3) uint8 RGB
+    seed: int                   # the seed given, or the one drawn
+    batch_seeds: list[int]      # the seed of each batch of `batch_size` images, in order
+    conditions: Conditions      # the conditions as the model read them (edge map, kept cells, ...)
+    unknown_words: list[str]    # prompt words the model never saw in training
+    sampling: SamplingConfig    # the settings used
+
+
+def _checked(cfg: SamplingConfig) -> SamplingConfig:
+    try:
+        cfg.check()
+    except ValueError as e:
+        raise GenerationError(str(e)) from None
+    return cfg
 
 
 def shipped_model() -> Path | None:
@@ -116,7 +245,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def load(path: str | os.PathLike | None = None, device: str | torch.device | None = "auto") -> Generator:
+def load(path: str | os.PathLike | None = None, device: str | torch.device | None = "auto") -> ArmaniPipeline:
     """A pipeline folder, a stage-2 run or bundle, or None for the shipped model, on `device`
     ("auto": CUDA when there is a GPU, else the CPU)."""
     device = resolve_device(device)
@@ -139,17 +268,17 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device | Non
     sketch = load_image_tokenizer(parents["sketch-vq"]["path"], device=device) if "sketch-vq" in parents else None
     tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
     check_fit(b.path, b.model, image, sketch, tok)
-    return Generator(b.model, image, sketch, tok, DEFAULT_SAMPLING, b.path, {"source": str(b.path)})
+    return ArmaniPipeline(b.model, image, sketch, tok, DEFAULT_SAMPLING, b.path, {"source": str(b.path)})
 
 
-def _load_pipeline(path: Path, device) -> Generator:
+def _load_pipeline(path: Path, device) -> ArmaniPipeline:
     image, sketch, meta = pipeline_tokenizers(path, device)
     if not meta["components"].get("transformer"):
         raise UserError(f"{path / PIPELINE_FILE}: names no transformer, so it cannot generate")
     transformer = load_bundle(component_dir(path, meta["components"]["transformer"]), "transformer", device).model
     sampling = _recorded_sampling(path, meta.get("sampling"))
     check_fit(path, transformer, image, sketch, image.tokenizer)
-    return Generator(transformer, image, sketch, image.tokenizer, sampling, path, meta)
+    return ArmaniPipeline(transformer, image, sketch, image.tokenizer, sampling, path, meta)
 
 
 def _recorded_sampling(path: Path, rec) -> SamplingConfig:
@@ -189,7 +318,7 @@ def check_fit(where: Path, transformer: CrossModalTransformer, image: ImageToken
         raise UserError(f"{where}: the models do not fit each other: {'; '.join(wrong)}")
 
 
-def _component_provenance(model, g: Generator) -> tuple[dict, dict | None]:
+def _component_provenance(model, g: ArmaniPipeline) -> tuple[dict, dict | None]:
     """name -> {"trained_steps", "last_training"} for each component, and the dataset facts,
     from a stage-2 run (its bundles, their parents and the token folder) or a pipeline folder
     (what its own files recorded at its export)."""
@@ -231,14 +360,18 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
     folder into one self-contained pipeline folder with a model card (`README.md`). `half`
     stores float weights as float16 (half the size; loaded back as float32); `measured`
     (component -> figure -> value) goes into the card. No file names a path of this machine."""
-    from ..report.modelcard import model_card
     check_target(out, "pipeline")  # before the models load: only a pipeline folder is replaced
-    g = load(model)
+    return _write_pipeline(load(model), out, half, sampling, about, measured)
+
+
+def _write_pipeline(g: ArmaniPipeline, out, half: bool, sampling: dict | None, about: dict | None,
+                    measured: dict | None) -> Path:
+    from ..report.modelcard import model_card
     st, sk = g.image_tokenizer, g.sketch_tokenizer
     mods = {"transformer": g.transformer, "vqgan": st.vq, "sketch-vq": sk.vq if sk else None,
             "maskclip": st.maskclip, "segmenter": st.segmenter}
     mods = {k: m for k, m in mods.items() if m is not None}
-    trained, data = _component_provenance(model, g)
+    trained, data = _component_provenance(g.path, g) if g.path is not None else ({}, None)
     with atomic_dir(out, "pipeline") as tmp:
         for name, m in mods.items():
             (tmp / name).mkdir()
@@ -250,7 +383,7 @@ def export(model: str | os.PathLike, out: str | os.PathLike, half: bool = False,
             (tmp / name / "config.json").write_text(json.dumps(cmeta, indent=2) + "\n")
         g.tokenizer.save(tmp / "tokenizer.json")
         keep = {k: g.info[k] for k in ("name", "trained_by", "note", "measured") if k in g.info} \
-            if pipeline_dir(model) is not None else {}
+            if g.path is not None and pipeline_dir(g.path) is not None else {}
         meta = {"format": PIPELINE_FORMAT, "name": Path(out).name, "components": {k: k for k in mods},
                 "image_size": g.image_size, "max_text_len": g.image_tokenizer.max_text_len,
                 "sampling": {**asdict(g.sampling), **(sampling or {})},
@@ -324,7 +457,7 @@ def _gray(src, what: str) -> np.ndarray:
     return g * 255 if g.size and int(g.max()) <= 1 else g
 
 
-def sketch_map(g: Generator, sketch=None, sketch_from=None) -> np.ndarray | None:
+def sketch_map(g: ArmaniPipeline, sketch=None, sketch_from=None) -> np.ndarray | None:
     """The edge map (S, S) uint8 in {0, 255} (edges 255) the sketch condition is made of."""
     s = g.image_size
     if sketch is not None and sketch_from is not None:
@@ -352,7 +485,7 @@ def _box(keep_box) -> tuple[int, int, int, int]:
     return tuple(int(round(v)) for v in nums)
 
 
-def keep_map(g: Generator, image: np.ndarray, keep_box=None, keep_mask=None) -> np.ndarray:
+def keep_map(g: ArmaniPipeline, image: np.ndarray, keep_box=None, keep_mask=None) -> np.ndarray:
     """The kept pixels (S, S) bool of a partial image after letterboxing. A keep mask keeps
     its light pixels (over 127), or, when it holds only 0s and 1s, its non-zero ones."""
     h, w = image.shape[:2]
@@ -409,7 +542,7 @@ def keep_composite(images: np.ndarray, cond: Conditions) -> np.ndarray:
 
 
 @torch.no_grad()
-def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None, partial=None, keep_box=None,
+def prepare(g: ArmaniPipeline, text: str | None = None, sketch=None, sketch_from=None, partial=None, keep_box=None,
             keep_mask=None) -> Conditions:
     """Checks the inputs and turns them into condition tokens."""
     c, dev, s = g.transformer.cfg, g.device, g.image_size
@@ -460,7 +593,8 @@ def prepare(g: Generator, text: str | None = None, sketch=None, sketch_from=None
 
 
 @torch.no_grad()
-def prepare_mode(g: Generator, mode: str, caption: str | None = None, photo: np.ndarray | None = None) -> Conditions:
+def prepare_mode(g: ArmaniPipeline, mode: str, caption: str | None = None,
+                 photo: np.ndarray | None = None) -> Conditions:
     """The conditions of generation mode `mode` (see MODES) for a garment photo and its caption:
     the caption (text modes), the photo's edges (sketch modes), the photo with the chest band
     kept (partial modes)."""
@@ -471,32 +605,12 @@ def prepare_mode(g: Generator, mode: str, caption: str | None = None, photo: np.
                    partial=photo if partial else None, keep_box=chest_band(g.image_size) if partial else None)
 
 
-def generate_batches(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
+def generate_batches(g: ArmaniPipeline, cond: Conditions, n: int = 1, seed: int | None = None,
                      sampling: SamplingConfig | None = None, batch_size: int = 64,
                      decode: str = "auto") -> Iterator[np.ndarray]:
-    """`n` images from one set of conditions, drawn `batch_size` at a time (any `n` fits in
-    memory): yields (b, H, W, 3) uint8 arrays. The first batch is seeded with `seed` itself,
-    so the first images of a larger `n` are those of a smaller one; batch k starting at image
-    i with seed * 1_000_003 + i (modulo 2**64). On CUDA the Transformer runs in bfloat16 and, with `decode`
-    "auto", each token step is replayed from a CUDA graph (`inference.sampling`)."""
-    n, batch_size = _whole(n, "n"), _whole(batch_size, "batch_size")
-    cfg = sampling or g.sampling
-    try:
-        cfg.check()
-    except ValueError as e:
-        raise GenerationError(str(e)) from None
-    dev = g.device
-    seed = check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
-    for start in range(0, n, batch_size):
-        b = min(batch_size, n - start)
-        gen = torch.Generator(device=dev)
-        gen.manual_seed(batch_seed(seed, start))
-        rep = lambda t: t.to(dev).expand(b, -1).contiguous()  # noqa: E731, B023
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            tokens = sample_tokens(g.transformer, rep(cond.ids), rep(cond.sketch_tokens), rep(cond.partial_tokens),
-                                   cfg, gen, decode=decode)
-        images = decode_tokens(g, tokens)
-        yield keep_composite(images, cond) if cfg.keep == "exact" else images
+    """`ArmaniPipeline.batches` without the seeds: yields (b, H, W, 3) uint8 arrays."""
+    for images, _ in g.batches(cond, n, seed, sampling, batch_size, decode):
+        yield images
 
 
 def _whole(v, name: str) -> int:
@@ -506,38 +620,39 @@ def _whole(v, name: str) -> int:
     return int(v)
 
 
-def generate_from(g: Generator, cond: Conditions, n: int = 1, seed: int | None = None,
+def generate_from(g: ArmaniPipeline, cond: Conditions, n: int = 1, seed: int | None = None,
                   sampling: SamplingConfig | None = None, batch_size: int = 64, decode: str = "auto") -> np.ndarray:
     """(n, H, W, 3) uint8: `generate_batches` gathered."""
     return np.concatenate(list(generate_batches(g, cond, n, seed, sampling, batch_size, decode)))
 
 
 @torch.no_grad()
-def decode_tokens(g: Generator, tokens: torch.Tensor) -> np.ndarray:
+def decode_tokens(g: ArmaniPipeline, tokens: torch.Tensor) -> np.ndarray:
     """Image token ids (B, image_len) -> (B, H, W, 3) uint8 RGB through the stage-1 decoder."""
     grid = g.image_tokenizer.vq.cfg.grid
     images = g.image_tokenizer.decode(tokens.view(tokens.shape[0], grid, grid))
     return ((images.float().cpu() + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-def generate(model: Generator | str | os.PathLike | None = None, text: str | None = None, sketch=None,
+def generate(model: ArmaniPipeline | str | os.PathLike | None = None, text: str | None = None, sketch=None,
              sketch_from=None, partial=None, keep_box=None, keep_mask=None, n: int = 1, seed: int | None = None,
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              guidance: float | None = None, keep: str | None = None) -> np.ndarray:
     """Garments from any mix of conditions -> (n, H, W, 3) uint8 RGB. `model` is a loaded
-    Generator or anything `load` accepts. Sampling settings left as None keep the model's
+    ArmaniPipeline or anything `load` accepts. Sampling settings left as None keep the model's
     defaults; the same seed gives the same images. `keep` ("exact", the default, or "soft"):
-    whether the kept cells of a partial image are its own tokens or only a condition. Prompt words the model does not know raise
-    an `UnknownWordsWarning` (the model reads them as noise)."""
-    g = model if isinstance(model, Generator) else load(model)
-    cond = prepare(g, text, sketch, sketch_from, partial, keep_box, keep_mask)
-    unknown = g.tokenizer.unknown_words(cond.text) if cond.text else []
-    if unknown:
-        warnings.warn(unknown_words_message(unknown), UnknownWordsWarning, stacklevel=2)
-    return generate_from(g, cond, n, seed, sampling_config(g, temperature, top_k, top_p, guidance, keep))
+    whether the kept cells of a partial image are its own tokens or only a condition. Prompt
+    words the model does not know raise an `UnknownWordsWarning` (the model reads them as
+    noise). `ArmaniPipeline.__call__` does the same and also returns the seed it used."""
+    g = model if isinstance(model, ArmaniPipeline) else load(model)
+    out = g(text, sketch, sketch_from, partial, keep_box, keep_mask, n, seed, temperature, top_k, top_p, guidance,
+            keep)
+    if out.unknown_words:
+        warnings.warn(unknown_words_message(out.unknown_words), UnknownWordsWarning, stacklevel=2)
+    return out.images
 
 
-def sampling_config(g: Generator, temperature=None, top_k=None, top_p=None, guidance=None,
+def sampling_config(g: ArmaniPipeline, temperature=None, top_k=None, top_p=None, guidance=None,
                     keep=None) -> SamplingConfig:
     """The model's sampling defaults with the given settings over them; top_k 0 turns top-k off."""
     cfg = asdict(g.sampling)

@@ -186,8 +186,10 @@ def generate_report_grids(out: Path, data: Path, n: int, seed: int, quiet: bool 
     """Samples for the five generation modes of the paper, one sheet per mode: prompts from PROMPTS (text)
     or the captions of validation images whose sketch or a band across the chest (a quarter of
     the image) is the condition."""
+    import numpy as np
+
     from ..formats.images import read_image
-    from ..inference.pipeline import MODES, generate_from, load, prepare_mode
+    from ..inference.pipeline import MODES, load
     from ..report.sheet import Row, render, save_png
     g = load(out / "model")
     val = Index(data, "val")
@@ -200,8 +202,8 @@ def generate_report_grids(out: Path, data: Path, n: int, seed: int, quiet: bool 
             for i, (prompt, rec) in enumerate(items):
                 photo = read_image(data / rec["image"]) if rec else None
                 caption = prompt or rec["captions"][1 if len(rec["captions"]) > 1 else 0]
-                cond = prepare_mode(g, mode, caption, photo)
-                imgs = generate_from(g, cond, n, seed * 1000 + t * 100 + i)
+                cond = g.prepare_mode(mode, caption, photo)
+                imgs = np.concatenate([b for b, _ in g.batches(cond, n, seed * 1000 + t * 100 + i)])
                 rows.append(Row(rec["id"] if rec else "", cond.text, cond.sketch, cond.partial, imgs))
             name = f"generate_{mode.replace('+', '_')}.png"
             save_png(render(rows), out / name)
