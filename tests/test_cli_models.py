@@ -22,6 +22,8 @@ def test_segmenter_train_eval_and_fill_masks(synth_ds, tmp_path, capsys):
     run = tmp_path / "seg"
     assert main(["-q", "train", "segmenter", "--data", str(synth_ds), "--out", str(run), "--config", cfg]) == 0
     assert (run / "model" / "config.json").is_file()
+    # The 48 px data at a 32 px model: said in one line, not silently.
+    assert "images of" in (err := capsys.readouterr().err) and "are 48 x 48 px; this model trains at 32 px" in err
     assert main(["-q", "eval", "segmenter", "--model", str(run), "--data", str(synth_ds),
                  "--json", str(tmp_path / "seg.json")]) == 0
     rep = json.loads((tmp_path / "seg.json").read_text())

@@ -78,6 +78,7 @@ def cmd_train(args) -> int:
     task, tcfg = make_task(args.model, source, config, **parents, **overrides)
     if spec.reads == "data":
         _precheck(args.data, tcfg.max_bad_fraction)
+        _size_note(args.data, task.model_config)
     trainer = Trainer(task, tcfg, args.out, resume=args.resume, quiet=args.quiet,
                       extra_config={spec.reads: str(source)})
     res = trainer.fit()
@@ -87,6 +88,19 @@ def cmd_train(args) -> int:
               f"last loss {loss}; model: {res.model_dir}")
     _end_distributed()
     return 0
+
+
+def _size_note(data: Path, model_cfg) -> None:
+    """One line on stderr when the data's images are not the size the model trains at (or
+    vary): every image is letterboxed (scaled, and padded to a square) to `image_size`."""
+    from ..formats.dataset import read_meta
+    size = getattr(model_cfg, "image_size", None)
+    have = read_meta(data).get("image_size")
+    if not size or have == [size, size]:
+        return
+    what = f"are {have[0]} x {have[1]} px" if isinstance(have, list) and len(have) == 2 else "vary in size"
+    print(f"note: the images of {data} {what}; this model trains at {size} px, so each is letterboxed to "
+          f"{size} x {size} (set model.image_size in a --config file to train at another size)", file=sys.stderr)
 
 
 def _precheck(data: Path, max_bad_fraction: float) -> None:
