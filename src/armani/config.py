@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -44,16 +47,75 @@ class TrainConfig:
     workers: int = 0                # data loader processes (at most the machine's cores - 1)
     max_text_len: int = 64
 
+    def __post_init__(self):
+        for k in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_last", "log_every",
+                  "max_text_len"):
+            if not isinstance(getattr(self, k), int) or isinstance(getattr(self, k), bool) or getattr(self, k) < 1:
+                raise UserError(f"TrainConfig.{k} must be a whole number of at least 1, got {getattr(self, k)!r}")
+        for k in ("warmup_steps", "workers", "seed"):
+            if not isinstance(getattr(self, k), int) or isinstance(getattr(self, k), bool) or getattr(self, k) < 0:
+                raise UserError(f"TrainConfig.{k} must be a whole number of at least 0, got {getattr(self, k)!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise UserError(f"TrainConfig.lr must be above 0, got {self.lr!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise UserError(f"TrainConfig.max_minutes must be above 0 or null, got {self.max_minutes!r}")
+        for k, lo, hi in (("min_lr_ratio", 0, 1), ("max_bad_fraction", 0, 1)):
+            if not lo <= getattr(self, k) <= hi:
+                raise UserError(f"TrainConfig.{k} must lie in [{lo}, {hi}], got {getattr(self, k)!r}")
+        for k, choices in (("mixed_precision", ("no", "bf16", "auto")), ("compile", ("on", "off", "auto")),
+                           ("report_to", ("none", "tensorboard", "wandb"))):
+            if getattr(self, k) not in choices:
+                raise UserError(f"TrainConfig.{k} must be one of {', '.join(choices)}, got {getattr(self, k)!r}")
+
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, base: T | None = None) -> T:
-    """Build dataclass `cls` from `data`, starting from `base` (or defaults); lists become tuples."""
+    """Build dataclass `cls` from `data`, starting from `base` (or defaults); lists become tuples.
+    Every value is checked against its field's type here, at the boundary, so a bad value in a
+    config file names its key (UserError) instead of failing deep inside training."""
     data = dict(data or {})
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise UserError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
+    for k, v in data.items():
+        why = _type_error(hints.get(k), v)
+        if why:
+            raise UserError(f"{cls.__name__}.{k} must be {why}, got {v!r}")
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return dataclasses.replace(base, **data) if base is not None else cls(**data)
+
+
+def _type_error(hint, v) -> str | None:
+    """What `v` should be for the type `hint`, or None when it is fine (or the hint is not one of
+    the simple kinds configs use: numbers, text, flags, sequences, optional ones of these)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in args:
+            return None
+        whys = [_type_error(a, v) for a in args if a is not type(None)]
+        return None if any(w is None for w in whys) else " or ".join(w for w in whys if w) + (
+            " or null" if type(None) in args else "")
+    if hint is bool:
+        return None if isinstance(v, bool) else "true or false"
+    if hint is int:
+        return None if isinstance(v, int) and not isinstance(v, bool) else "a whole number"
+    if hint is float:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return None if ok else "a finite number"
+    if hint is str:
+        return None if isinstance(v, str) else "text"
+    if origin is tuple or hint is tuple:
+        if not isinstance(v, (list, tuple)):
+            return "a list"
+        inner = [a for a in args if a is not Ellipsis]
+        if len(inner) == 1 or (len(args) == 2 and args[1] is Ellipsis):
+            bad = [_type_error(inner[0], x) for x in v]
+            return next((f"a list of {w}s" for w in bad if w), None)
+        if inner and len(inner) != len(v):
+            return f"a list of {len(inner)} values"
+        return next((f"a list whose items are {w}" for w in (_type_error(a, x) for a, x in zip(inner, v)) if w), None)
+    return None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
