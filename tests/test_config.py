@@ -16,7 +16,7 @@ from armani.models.transformer import TransformerConfig
     (TrainConfig, {"max_steps": 0}, "TrainConfig.max_steps must be a whole number of at least 1"),
     (TrainConfig, {"betas": [0.9]}, "TrainConfig.betas must be a list of 2 values"),
     (TrainConfig, {"mixed_precision": "fp16"}, "TrainConfig.mixed_precision must be one of"),
-    (TrainConfig, {"max_minutes": -2}, "TrainConfig.max_minutes must be above 0"),
+    (TrainConfig, {"max_minutes": -2}, "TrainConfig.max_minutes must be 0 or more"),
     (TransformerConfig, {"width": "wide"}, "TransformerConfig.width must be a whole number"),
 ])
 def test_a_bad_value_names_its_key(cls, values, words):

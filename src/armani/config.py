@@ -57,8 +57,8 @@ class TrainConfig:
                 raise UserError(f"TrainConfig.{k} must be a whole number of at least 0, got {getattr(self, k)!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise UserError(f"TrainConfig.lr must be above 0, got {self.lr!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise UserError(f"TrainConfig.max_minutes must be above 0 or null, got {self.max_minutes!r}")
+        if self.max_minutes is not None and not self.max_minutes >= 0:
+            raise UserError(f"TrainConfig.max_minutes must be 0 or more, or null, got {self.max_minutes!r}")
         for k, lo, hi in (("min_lr_ratio", 0, 1), ("max_bad_fraction", 0, 1)):
             if not lo <= getattr(self, k) <= hi:
                 raise UserError(f"TrainConfig.{k} must lie in [{lo}, {hi}], got {getattr(self, k)!r}")
