@@ -48,13 +48,12 @@ class TrainConfig:
     max_text_len: int = 64
 
     def __post_init__(self):
-        for k in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_last", "log_every",
-                  "max_text_len"):
-            if not isinstance(getattr(self, k), int) or isinstance(getattr(self, k), bool) or getattr(self, k) < 1:
-                raise UserError(f"TrainConfig.{k} must be a whole number of at least 1, got {getattr(self, k)!r}")
-        for k in ("warmup_steps", "workers", "seed"):
-            if not isinstance(getattr(self, k), int) or isinstance(getattr(self, k), bool) or getattr(self, k) < 0:
-                raise UserError(f"TrainConfig.{k} must be a whole number of at least 0, got {getattr(self, k)!r}")
+        for least, keys in ((1, ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_last",
+                                 "log_every", "max_text_len")), (0, ("warmup_steps", "workers", "seed"))):
+            for k in keys:
+                v = getattr(self, k)
+                if not isinstance(v, int) or isinstance(v, bool) or v < least:
+                    raise UserError(f"TrainConfig.{k} must be a whole number of at least {least}, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise UserError(f"TrainConfig.lr must be above 0, got {self.lr!r}")
         if self.max_minutes is not None and not self.max_minutes >= 0:

@@ -267,11 +267,12 @@ def mode_fidelity(g, prompts: list[Prompt], conds: list, images: np.ndarray, sam
     return out
 
 
-def category_judge(judge, data: str | os.PathLike, device=None):
+def category_judge(judge, data: str | os.PathLike, device=None, loaded=None, report: dict | None = None):
     """(a `Judge` to read the category of samples, or None; what was decided, for the report).
     `judge`: a judge run or bundle, "auto" (the packaged SynthFashion judge on SynthFashion
     data, else none) or None. It is used only where it reads the category of the data's real
-    `test` images right in `judge.TRUST` of them or more."""
+    `test` images right in `judge.TRUST` of them or more. `loaded` and `report`: the `Judge` and
+    its `evaluate_judge` report when the caller has them already (not loaded or measured twice)."""
     from .judge import TRUST, Judge, evaluate_judge, shipped_judge
     if judge == "auto":
         judge = shipped_judge() if read_meta(data).get("source") == "synthfashion" else None
@@ -282,14 +283,14 @@ def category_judge(judge, data: str | os.PathLike, device=None):
     name = "packaged SynthFashion judge" if Path(judge) == shipped_judge() else str(judge)
     if not len(Index(data, "test", where=lambda r: bool((r.get("attributes") or {}).get("category")))):
         return None, {"used": False, "judge": name, "why": "the data has no test images with a category"}
-    rep = evaluate_judge(judge, data, "test")
+    rep = report if report is not None else evaluate_judge(judge, data, "test")
     acc = rep["accuracy"]["category"]
     info = {"judge": name, "split": "test", "samples": rep["samples"], "category_accuracy_real": acc,
             "threshold": TRUST, "used": acc >= TRUST}
     if acc < TRUST:
         info["why"] = f"the judge reads the category of {acc:.1%} of real test images (needs {TRUST:.0%})"
         return None, info
-    return Judge(judge, device or "cpu"), info
+    return (loaded if loaded is not None else Judge(judge, device or "cpu")), info
 
 
 def fidelity_by_mode(model, data: str | os.PathLike, modes=None, split: str = "val", n: int = 24, samples: int = 2,
@@ -326,7 +327,8 @@ def evaluate_generation(model, data: str | os.PathLike, mode: str = "text", spli
     sc, why = scorers
     images, conds = generate_for(g, prompts, mode, samples, seed, progress=progress)
     if judge:  # the judge given reads the category where it reads real images' well enough
-        reader, info = category_judge(judge, data, device) if sc.get("judge") is not None else (None, {
+        reader, info = category_judge(judge, data, device, sc["judge"], sc["judge_report"]) \
+            if sc.get("judge") is not None else (None, {
             "used": False, "why": why.get("attribute_accuracy", "")})
     else:
         reader, info = category_judge("auto", data, device)

@@ -141,7 +141,7 @@ class ArmaniPipeline:
         from a CUDA graph (`inference.sampling`)."""
         n, batch_size = _whole(n, "n"), _whole(batch_size, "batch_size")
         cfg = _checked(sampling or self.sampling)
-        seed = check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
+        seed = _seed(seed)
         for start in range(0, n, batch_size):
             gen = torch.Generator(device=self.device)
             gen.manual_seed(batch_seed(seed, start))
@@ -195,7 +195,7 @@ class ArmaniPipeline:
         conditions as read, the prompt's unknown words and the sampling settings."""
         cond = self.prepare(text, sketch, sketch_from, partial, keep_box, keep_mask)
         cfg = self.sampling_config(temperature, top_k, top_p, guidance, keep)
-        seed = check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
+        seed = _seed(seed)
         parts = list(self.batches(cond, n, seed, cfg, batch_size, decode))
         unknown = self.tokenizer.unknown_words(cond.text) if cond.text else []
         return GenerationOutput(np.concatenate([p[0] for p in parts]), seed, [p[1] for p in parts], cond, unknown,
@@ -215,6 +215,11 @@ class GenerationOutput:
     conditions: Conditions      # the conditions as the model read them (edge map, kept cells, ...)
     unknown_words: list[str]    # prompt words the model never saw in training
     sampling: SamplingConfig    # the settings used
+
+
+def _seed(seed: int | None) -> int:
+    """`seed` checked, or a random one when None."""
+    return check_seed(seed) if seed is not None else int.from_bytes(os.urandom(6), "little")
 
 
 def _checked(cfg: SamplingConfig) -> SamplingConfig:
