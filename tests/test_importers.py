@@ -15,9 +15,9 @@ from armani.data.importers import (
     DRESSCODE_TABLE,
     VITONHD_TABLE,
     ImportFailed,
-    decode_coco_rle,
     import_dataset,
 )
+from armani.formats.coco_rle import decode_coco_rle
 from armani.formats.dataset import Index
 from armani.formats.images import read_mask
 from armani.labels import LABEL_ID, NUM_LABELS

@@ -10,7 +10,8 @@ import pytest
 from armani.data.part_prompts import OPTIONAL_PARTS, prompt_pair, with_part
 from armani.data.synth import make_sample
 from armani.data.vocab import CATEGORIES, JUDGE_PARTS, parts_named
-from armani.eval.part_control import arm_summary, paired_summary, summarise, two_way_bootstrap
+from armani.eval.metrics import two_way_bootstrap
+from armani.eval.part_control import arm_summary, paired_summary, summarise
 
 
 def _words(text: str) -> list[str]:

@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 
 from armani.cli import main
 from armani.config import TrainConfig
-from armani.train.loop import Task, Trainer, TrainingDiverged, checkpoints
+from armani.train.checkpoint import checkpoints
+from armani.train.loop import Task, Trainer, TrainingDiverged
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..formats.coco_rle import decode_coco_rle
 from ..formats.dataset import (
     MAX_CAPTION_CHARS,
     MAX_CAPTION_WORDS,
@@ -388,36 +389,6 @@ def _fp_caption(garments: list[dict], parts: Counter, attrs: dict[int, dict], ca
         text += " with " + (", ".join(part_words[:-1]) + " and " + part_words[-1] if len(part_words) > 1
                             else part_words[0])
     return text
-
-
-def decode_coco_rle(counts, h: int, w: int) -> np.ndarray:
-    """COCO run-length encoding (list or compressed string) -> (h, w) bool mask."""
-    if isinstance(counts, str):
-        runs, s, i = [], counts.encode(), 0
-        while i < len(s):
-            x = k = 0
-            while True:
-                c = s[i] - 48
-                x |= (c & 0x1F) << (5 * k)
-                i += 1
-                k += 1
-                if not c & 0x20:
-                    if c & 0x10:
-                        x |= -1 << (5 * k)
-                    break
-            if len(runs) > 2:
-                x += runs[-2]
-            runs.append(x)
-    else:
-        runs = list(counts)
-    flat = np.zeros(h * w, bool)
-    pos, val = 0, False
-    for r in runs:
-        if val:
-            flat[pos:pos + r] = True
-        pos += r
-        val = not val
-    return flat.reshape(w, h).T  # column-major
 
 
 def _fp_table(data: dict, key: str, need: dict[str, type | tuple[type, ...]], path: Path) -> list[dict]:

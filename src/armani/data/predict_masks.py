@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..formats.bundle import load_bundle, sha256_file
+from ..formats.bundle import sha256_file
 from ..formats.dataset import atomic_write_text, iter_records, read_meta, validate_record
 from ..formats.fsutil import target_lock
 from ..formats.images import encode_mask_png, read_image, write_bytes
+from ..formats.pipeline import load_model
 from .transforms import letterbox
 
 
@@ -35,7 +36,7 @@ def fill_masks(model_path: str | os.PathLike, root: str | os.PathLike, batch_siz
     dataset's lock is held throughout, so no other writer changes it meanwhile."""
     root = Path(root)
     read_meta(root)
-    b = load_bundle(model_path, "segmenter")
+    b = load_model(model_path, "segmenter")
     with target_lock(root):
         return _fill(b, root, batch_size, overwrite, progress)
 

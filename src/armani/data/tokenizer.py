@@ -75,9 +75,10 @@ class CaptionTokenizer:
     def of_bundle(cls, bundle_dir: str | os.PathLike) -> CaptionTokenizer:
         """The tokenizer of a MaskCLIP bundle: its own `tokenizer.json`, or, for a component of
         an exported pipeline folder, the pipeline's one (`model/maskclip` -> `model/tokenizer.json`)."""
+        from ..formats.pipeline import TOKENIZER_FILE, pipeline_dir
         d = Path(bundle_dir)
-        if not (d / "tokenizer.json").is_file() and (d.parent / "armani.json").is_file():
-            return cls.from_file(d.parent / "tokenizer.json")
+        if not (d / "tokenizer.json").is_file() and pipeline_dir(d.parent) == d.parent:
+            return cls.from_file(d.parent / TOKENIZER_FILE)
         return cls.from_file(d / "tokenizer.json")
 
     def save(self, path: str | os.PathLike) -> None:

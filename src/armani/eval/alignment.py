@@ -20,9 +20,9 @@ from ..data.tokenizer import CaptionTokenizer
 from ..data.transforms import letterbox
 from ..data.vocab import PART_WORDS
 from ..errors import UserError
-from ..formats.bundle import load_bundle
 from ..formats.dataset import Index
 from ..formats.images import read_mask
+from ..formats.pipeline import load_model
 from ..labels import LABEL_ID, NUM_LABELS
 from ..losses.contrastive import token_similarity
 
@@ -53,7 +53,7 @@ def words_with_tokens(tok: CaptionTokenizer, text: str, max_len: int) -> list[tu
 
 
 def load_maskclip(path: str | os.PathLike):
-    b = load_bundle(path, "maskclip")
+    b = load_model(path, "maskclip")
     tok = CaptionTokenizer.of_bundle(b.path)
     return b, tok
 

@@ -27,7 +27,6 @@ the reason under `unavailable`.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +87,10 @@ class MaskCLIPScorer:
 
     def __init__(self, maskclip: str | os.PathLike, segmenter: str | os.PathLike, device="cpu"):
         from ..data.tokenizer import CaptionTokenizer
-        from ..formats.bundle import load_bundle
-        mc = load_bundle(maskclip, "maskclip", device)
+        from ..formats.pipeline import load_model
+        mc = load_model(maskclip, "maskclip", device)
         self.maskclip = mc.model.eval()
-        self.segmenter = load_bundle(segmenter, "segmenter", device).model.eval()
+        self.segmenter = load_model(segmenter, "segmenter", device).model.eval()
         self.tokenizer = CaptionTokenizer.of_bundle(mc.path)
         self.device = torch.device(device)
 
@@ -236,11 +235,12 @@ def load_scorers(judge=None, maskclip=None, segmenter=None, inception=None, clip
 def model_scorers(g) -> tuple[str | None, str | None]:
     """The MaskCLIP and segmenter a pipeline carries (its stage-1 fusion models), if any."""
     st = g.image_tokenizer
-    if g.path is not None and (g.path / "armani.json").is_file():
-        meta = json.loads((g.path / "armani.json").read_text())["components"]
-        mc, seg = meta.get("maskclip"), meta.get("segmenter")
-        return (str(g.path / mc) if mc else None), (str(g.path / seg) if seg else None)
     from ..formats.bundle import load_bundle
+    from ..formats.pipeline import component_dir, pipeline_dir, read_pipeline_meta
+    if g.path is not None and pipeline_dir(g.path) == g.path:
+        parts = read_pipeline_meta(g.path)["components"]
+        mc, seg = parts.get("maskclip"), parts.get("segmenter")
+        return (str(component_dir(g.path, mc)) if mc else None), (str(component_dir(g.path, seg)) if seg else None)
     parents = load_bundle(st.path, "vqgan").meta.get("parents", {})
     return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
 

@@ -23,8 +23,8 @@ from ..data.attributes import COLOR_NAMES, JudgeDataset, targets
 from ..data.dataset import to_unit
 from ..data.transforms import letterbox
 from ..data.vocab import CATEGORIES, JUDGE_PARTS, PATTERNS, parts_named
-from ..formats.bundle import load_bundle
 from ..formats.images import read_image, read_mask
+from ..formats.pipeline import load_model
 
 TRUST = 0.95  # least accuracy on real images for an attribute to be judged
 PART_GATE = 0.90  # least balanced accuracy on real images for a part to be scored in the part-control test
@@ -43,7 +43,7 @@ class Judge:
     """A trained judge: `read(images)` -> what it sees in uint8 RGB images (N, S, S, 3)."""
 
     def __init__(self, path: str | os.PathLike, device: str | torch.device = "cpu"):
-        b = load_bundle(path, "judge", device)
+        b = load_model(path, "judge", device)
         self.model, self.path, self.device = b.model.eval(), b.path, torch.device(device)
         self.size = int(self.model.cfg.image_size)
 

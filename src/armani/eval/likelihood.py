@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.tokens import TokenDataset, conditions
-from ..formats.bundle import load_bundle
+from ..formats.pipeline import load_model
 
 CONDITION_SETS = {"none": (False, False, False), "text": (True, False, False),
                   "text+sketch": (True, True, False), "text+partial": (True, False, True)}
@@ -18,7 +18,7 @@ CONDITION_SETS = {"none": (False, False, False), "text": (True, False, False),
 @torch.no_grad()
 def evaluate_nll(model: str | os.PathLike, tokens: str | os.PathLike, split: str = "val",
                  max_samples: int | None = 256, batch_size: int = 32) -> dict:
-    b = load_bundle(model, "transformer")
+    b = load_model(model, "transformer")
     m, cfg = b.model, b.model.cfg
     ds = TokenDataset(tokens, split, seed=0, dropout=False)
     n = min(len(ds), max_samples or len(ds))

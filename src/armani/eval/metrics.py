@@ -1,5 +1,6 @@
 """Sample-quality statistics on feature arrays: Fréchet distance (FID), kernel inception
-distance (KID), inception score (IS), CLIPScore, and a bootstrap over prompts.
+distance (KID), inception score (IS), CLIPScore, and bootstrap intervals: over prompts
+(`bootstrap_ci`), and over stage-2 seeds and prompt pairs at once (`two_way_bootstrap`).
 
 Pure numpy: the networks that make the features live in `eval.foreign` (Inception, CLIP) and
 `eval.generation` (the project's own MaskCLIP score). Everything here is float64.
@@ -116,3 +117,25 @@ def bootstrap_ci(values, groups=None, n: int = 1000, level: float = 0.95, seed: 
         means = sums[pick].sum(1) / counts[pick].sum(1)
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
+
+
+def two_way_bootstrap(blocks: list[np.ndarray], n: int = 1000, seed: int = 0) -> np.ndarray:
+    """Bootstrap draws of the mean over blocks of each block's mean, resampling rows (seeds)
+    once for all blocks and columns (prompt pairs) within each block. `blocks`: arrays
+    (S, K_j) with the same S. A paired difference is the draws of the blocks' differences.
+    Returns (n,) draws."""
+    rng = np.random.default_rng(seed)
+    s = blocks[0].shape[0]
+    rows = np.stack([np.bincount(rng.integers(0, s, s), minlength=s) for _ in range(n)]).astype(np.float64)
+    total = np.zeros(n)
+    for b in blocks:
+        k = b.shape[1]
+        cols = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n)]).astype(np.float64)
+        total += np.einsum("ns,sk,nk->n", rows, np.asarray(b, np.float64), cols) / (s * k)
+    return total / len(blocks)
+
+
+def interval(draws: np.ndarray, level: float = 0.95) -> list[float]:
+    """The central `level` interval of bootstrap draws, [low, high]."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]

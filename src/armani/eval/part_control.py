@@ -15,7 +15,7 @@ hold-out. The same images give category, colour and pattern accuracy.
 the caption without p minus under the caption with p (nats per image), for garments that
 have p. Positive: naming p makes the real image with p more likely.
 
-Statistics (`two_way_bootstrap`): intervals resample stage-2 seeds and, within each part,
+Statistics (`eval.metrics.two_way_bootstrap`): intervals resample stage-2 seeds and, within each part,
 prompt pairs; a difference between two arms resamples the same seeds and pairs for both
 (paired), since every arm is scored on the same pairs with the same sampling seeds.
 """
@@ -33,6 +33,7 @@ from ..data.synth import present_parts
 from ..data.vocab import JUDGE_PARTS
 from ..formats.dataset import Index
 from ..formats.images import read_mask
+from .metrics import interval, two_way_bootstrap
 
 
 @dataclass(frozen=True)
@@ -126,27 +127,6 @@ def likelihood_gap(g, tokens: str | os.PathLike, pairs: list[PartPair], split: s
             nll.append(F.cross_entropy(logits.transpose(1, 2), img, reduction="none").sum(1))
         out.append((nll[1] - nll[0]).cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
-
-
-def two_way_bootstrap(blocks: list[np.ndarray], n: int = 1000, seed: int = 0) -> np.ndarray:
-    """Bootstrap draws of the mean over blocks of each block's mean, resampling rows (seeds)
-    once for all blocks and columns (prompt pairs) within each block. `blocks`: arrays
-    (S, K_j) with the same S. A paired difference is the draws of the blocks' differences.
-    Returns (n,) draws."""
-    rng = np.random.default_rng(seed)
-    s = blocks[0].shape[0]
-    rows = np.stack([np.bincount(rng.integers(0, s, s), minlength=s) for _ in range(n)]).astype(np.float64)
-    total = np.zeros(n)
-    for b in blocks:
-        k = b.shape[1]
-        cols = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(n)]).astype(np.float64)
-        total += np.einsum("ns,sk,nk->n", rows, np.asarray(b, np.float64), cols) / (s * k)
-    return total / len(blocks)
-
-
-def interval(draws: np.ndarray, level: float = 0.95) -> list[float]:
-    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return [float(lo), float(hi)]
 
 
 def blocks(runs: list[dict], value, select, pairs_key: str = "pairs") -> dict[str, np.ndarray]:

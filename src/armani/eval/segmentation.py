@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from ..data.dataset import IGNORE_INDEX, GarmentDataset
 from ..errors import UserError
-from ..formats.bundle import load_bundle
+from ..formats.pipeline import load_model
 from ..labels import LABELS, NUM_LABELS, SMALL_PARTS
 
 
@@ -45,7 +45,7 @@ def iou_report(conf: np.ndarray) -> dict:
 
 def evaluate_segmenter(model_path: str | os.PathLike, data: str | os.PathLike, split: str = "val",
                        batch_size: int = 64, progress=None) -> dict:
-    b = load_bundle(model_path, "segmenter")
+    b = load_model(model_path, "segmenter")
     ds = GarmentDataset(data, split, image_size=b.model.cfg.image_size, augment=False, require_mask=True,
                         captions=False)
     if len(ds) == 0:

@@ -1,9 +1,12 @@
-"""The one place that reads and writes weights.
+"""Model bundles, the one place that reads and writes a model's weights.
 
 A model bundle is a directory: `config.json` ({"format", "kind", "config", "preprocessing",
 "parents"}) + `model.safetensors`. Parents are the bundles a model was trained with
 (for example MaskCLIP's segmenter), each with the sha256 of its weights. Only
-safetensors and JSON are ever read: no file is unpickled.
+safetensors and JSON are ever read: no file is unpickled. `read_bundle` reads the bundle
+in a directory, `load_bundle` the one a bundle or run directory names; a pipeline folder
+(`formats.pipeline`) holds one bundle per component, and a training checkpoint
+(`train.checkpoint`) is a bundle with the state of the run beside it.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..errors import MissingInput, UserError
-from .fsutil import check_target, drop_staging, inside, install_dir, staging_dir, target_lock
+from .fsutil import check_target, drop_staging, install_dir, staging_dir, target_lock
 
 BUNDLE_FORMAT = "armani-model/1"
 WEIGHTS = "model.safetensors"
@@ -102,12 +105,23 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, kind: str, preprocess
                 files: dict[str, str] | None = None) -> Path:
     """Write a bundle atomically (a temporary sibling directory, then a rename)."""
     with atomic_dir(path, "model") as tmp:
-        save_file(state_tensors(model), str(tmp / WEIGHTS))
-        meta = {**bundle_meta(kind, unwrap(model).cfg, preprocessing, parents), **(extra or {})}
-        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_bundle(tmp, model, kind, preprocessing, parents, extra)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
     return Path(path)
+
+
+def write_bundle(d: Path, model: nn.Module, kind: str, preprocessing: dict | None = None,
+                 parents: dict[str, str | os.PathLike] | None = None, extra: dict | None = None,
+                 half: bool = False) -> None:
+    """A bundle's two files in the existing directory `d` (a staging folder of `atomic_dir`);
+    `half` stores float weights as float16."""
+    state = state_tensors(model)
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(d / WEIGHTS))
+    meta = {**bundle_meta(kind, unwrap(model).cfg, preprocessing, parents), **(extra or {})}
+    (d / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def bundle_meta(kind: str, config: Any, preprocessing: dict | None = None,
@@ -125,61 +139,10 @@ def parent_records(parents: dict[str, str | os.PathLike]) -> dict[str, dict[str,
     return out
 
 
-PIPELINE_FILE = "armani.json"
-# The pipeline component each bundle kind stands for when a command is given a whole pipeline.
-KIND_COMPONENT = {"transformer": "transformer", "vqgan": "vqgan", "maskclip": "maskclip", "segmenter": "segmenter"}
-
-
-def pipeline_dir(path: str | os.PathLike) -> Path | None:
-    """The pipeline folder `path` names: itself, or a quickstart folder's `model/`; else None."""
+def resolve_bundle(path: str | os.PathLike) -> Path:
+    """A bundle directory, or a run directory (its `model/`, else its newest checkpoint).
+    Pipeline and quickstart folders are found by `formats.pipeline.find_model`."""
     p = Path(path)
-    for d in (p, p / "model"):
-        if (d / PIPELINE_FILE).is_file():
-            return d
-    return None
-
-
-PIPELINE_FORMAT = "armani-pipeline/1"
-# Component names of files written before the sketch tokenizer was called by its role.
-LEGACY_COMPONENTS = {"sketch": "sketch-vq"}
-
-
-def read_pipeline_meta(pipe: Path) -> dict:
-    """A pipeline folder's `armani.json`, checked, its components under their current names."""
-    try:
-        meta = json.loads((pipe / PIPELINE_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{pipe / PIPELINE_FILE}: invalid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
-        raise UserError(f"{pipe}: not an armani pipeline (format "
-                        f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-    if not isinstance(meta.get("components"), dict) or "vqgan" not in meta["components"] \
-            or not isinstance(meta.get("max_text_len"), int):
-        raise UserError(f"{pipe / PIPELINE_FILE}: needs 'components' (with a vqgan) and 'max_text_len'")
-    meta["components"] = {LEGACY_COMPONENTS.get(k, k): v for k, v in meta["components"].items()}
-    return meta
-
-
-def component_dir(pipe: Path, name: str) -> Path:
-    """A pipeline component's folder; `armani.json` may only name folders inside the pipeline."""
-    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
-        raise UserError(f"{pipe / PIPELINE_FILE}: component {name!r} must be a folder inside the pipeline")
-    p = pipe / name
-    if not inside(p, pipe):
-        raise UserError(f"{pipe / PIPELINE_FILE}: component {name!r} leads outside the pipeline")
-    return p
-
-
-def resolve_bundle(path: str | os.PathLike, kind: str | None = None) -> Path:
-    """A bundle directory, a run directory (its `model/`, else its newest checkpoint), or, with
-    `kind`, a pipeline or quickstart folder (its component of that kind)."""
-    p = Path(path)
-    pipe = pipeline_dir(p) if kind is not None else None
-    if pipe is not None:
-        name = read_pipeline_meta(pipe)["components"].get(KIND_COMPONENT.get(kind, kind))
-        if not name:
-            raise MissingInput(f"the pipeline at {pipe} has no {kind} model")
-        return component_dir(pipe, name)
     if (p / "config.json").is_file() and (p / WEIGHTS).is_file():
         return p
     if (p / "model" / WEIGHTS).is_file():
@@ -257,10 +220,16 @@ def weight_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
 
 
 def load_bundle(path: str | os.PathLike, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
-    """A bundle, checked before anything large is allocated: its config must be JSON with a
-    kind and a config, and its weights' header must match the model the config describes
-    (built on the meta device first, so a config claiming a huge model costs no memory)."""
-    b = resolve_bundle(path, kind)
+    """The bundle at `path` (a bundle directory or a run, see `resolve_bundle`), read by
+    `read_bundle`."""
+    return read_bundle(resolve_bundle(path), kind, device)
+
+
+def read_bundle(b: Path, kind: str | None = None, device: str | torch.device = "cpu") -> Bundle:
+    """The bundle in directory `b`, checked before anything large is allocated: its config
+    must be JSON with a kind (`kind`, when given) and a config, and its weights' header must
+    match the model the config describes (built on the meta device first, so a config
+    claiming a huge model costs no memory)."""
     cfg_file = b / "config.json"
     try:
         meta = json.loads(cfg_file.read_text())

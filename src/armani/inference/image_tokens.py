@@ -17,15 +17,8 @@ from torch import nn
 
 from ..data.tokenizer import CaptionTokenizer
 from ..errors import UserError
-from ..formats.bundle import (
-    WEIGHTS,
-    component_dir,
-    load_bundle,
-    pipeline_dir,
-    read_pipeline_meta,
-    resolve_bundle,
-    sha256_file,
-)
+from ..formats.bundle import WEIGHTS, sha256_file
+from ..formats.pipeline import PipelineFolder, find_model, load_model, pipeline_dir, read_pipeline
 from ..models.fusion import fusion_inputs, predicted_or_true_masks
 
 
@@ -95,8 +88,10 @@ def load_image_tokenizer(path: str | os.PathLike, maskclip: str | os.PathLike | 
     paths its config records, unless others are given); or a pipeline folder's stage 1."""
     pipe = pipeline_dir(path)
     if pipe is not None:
-        return pipeline_tokenizers(pipe, device, maskclip, segmenter)[0]
-    b = load_bundle(path, "vqgan", device)
+        given = {"maskclip": maskclip, "segmenter": segmenter}
+        folder = read_pipeline(pipe, device, skip=("transformer", "sketch-vq", *(k for k, v in given.items() if v)))
+        return tokenizers_of(folder, *(load_model(v, k, device).model if v else None for k, v in given.items()))[0]
+    b = load_model(path, "vqgan", device)
     parents = b.meta.get("parents", {})
     clip = seg = tok = None
     max_len = int(b.meta.get("preprocessing", {}).get("max_text_len", 64))
@@ -105,19 +100,19 @@ def load_image_tokenizer(path: str | os.PathLike, maskclip: str | os.PathLike | 
         if src is None:
             raise UserError(f"{b.path} fuses MaskCLIP tokens but records no MaskCLIP; pass --maskclip")
         _check_parent(src, parents.get("maskclip"), maskclip is None)
-        clip = load_bundle(src, "maskclip", device).model
+        clip = load_model(src, "maskclip", device).model
     elif src is not None and Path(src).exists():  # a plain codebook trained with the semantic loss
-        clip = load_bundle(src, "maskclip", device).model
+        clip = load_model(src, "maskclip", device).model
     seg_src = segmenter or parents.get("segmenter", {}).get("path")
     if seg_src is not None and Path(seg_src).exists():
-        seg = load_bundle(seg_src, "segmenter", device).model
+        seg = load_model(seg_src, "segmenter", device).model
     if (b.path / "tokenizer.json").is_file():
         tok = CaptionTokenizer.from_file(b.path / "tokenizer.json")
     return ImageTokenizer(b.model, clip, seg, tok, max_len, b.path)
 
 
 def _check_parent(src, record: dict | None, recorded: bool) -> None:
-    p = resolve_bundle(src)
+    p = find_model(src, "maskclip")
     if recorded and record and sha256_file(p / WEIGHTS) != record.get("sha256"):
         raise UserError(f"the MaskCLIP at {p} is not the one this tokenizer was trained with "
                          "(its weights changed); pass the right one with --maskclip")
@@ -137,20 +132,13 @@ def partial_tokens(image_tokens: torch.Tensor, kept: torch.Tensor, empty_id: int
     return torch.where(kept, image_tokens, torch.full_like(image_tokens, empty_id))
 
 
-def pipeline_tokenizers(pipe: Path, device="cpu", maskclip=None, segmenter=None
-                        ) -> tuple[ImageTokenizer, ImageTokenizer | None, dict]:
-    """A pipeline folder's image tokenizer (with its MaskCLIP and segmenter, unless others are
-    given), its sketch tokenizer (or None) and its `armani.json`."""
-    meta = read_pipeline_meta(pipe)
-    parts = meta["components"]
-
-    def get(name: str, kind: str):
-        return load_bundle(component_dir(pipe, parts[name]), kind, device).model if parts.get(name) else None
-    clip = load_bundle(maskclip, "maskclip", device).model if maskclip else get("maskclip", "maskclip")
-    seg = load_bundle(segmenter, "segmenter", device).model if segmenter else get("segmenter", "segmenter")
-    max_len = int(meta["max_text_len"])
-    image = ImageTokenizer(get("vqgan", "vqgan"), clip, seg, CaptionTokenizer.from_file(pipe / "tokenizer.json"),
-                           max_len, pipe / parts["vqgan"])
-    sk = get("sketch-vq", "vqgan")
-    sketch = ImageTokenizer(sk, None, None, None, max_len, pipe / parts["sketch-vq"]) if sk is not None else None
-    return image, sketch, meta
+def tokenizers_of(folder: PipelineFolder, maskclip: nn.Module | None = None, segmenter: nn.Module | None = None
+                  ) -> tuple[ImageTokenizer, ImageTokenizer | None]:
+    """A read pipeline folder's image tokenizer (with its MaskCLIP and segmenter, unless others
+    are given) and its sketch tokenizer (None when it has none or it was skipped)."""
+    m, max_len = folder.models, int(folder.meta["max_text_len"])
+    image = ImageTokenizer(m["vqgan"], maskclip or m.get("maskclip"), segmenter or m.get("segmenter"),
+                           CaptionTokenizer.from_file(folder.tokenizer_file), max_len, folder.dirs["vqgan"])
+    sk = m.get("sketch-vq")
+    sketch = ImageTokenizer(sk, None, None, None, max_len, folder.dirs["sketch-vq"]) if sk is not None else None
+    return image, sketch

@@ -29,38 +29,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from ..data.dataset import to_unit
 from ..data.tokenizer import CaptionTokenizer
 from ..data.transforms import letterbox
 from ..data.transforms import sketch as canny
 from ..errors import MissingInput, UserError
-from ..formats.bundle import (
-    LEGACY_COMPONENTS,
-    PIPELINE_FILE,
-    PIPELINE_FORMAT,
-    WEIGHTS,
-    atomic_dir,
-    bundle_meta,
-    component_dir,
-    load_bundle,
-    pipeline_dir,
-    resolve_bundle,
-    sha256_file,
-    state_tensors,
-)
+from ..formats.bundle import load_bundle, resolve_bundle
 from ..formats.fsutil import check_target
 from ..formats.images import MAX_PIXELS, BadFile, read_image_strict
+from ..formats.pipeline import LEGACY_COMPONENTS, PIPELINE_FILE, pipeline_dir, read_pipeline, write_pipeline
 from ..models.transformer import CrossModalTransformer
-from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer, pipeline_tokenizers
+from .image_tokens import ImageTokenizer, keep_cells, load_image_tokenizer, tokenizers_of
 from .modes import MODES, chest_band
 from .sampling import SamplingConfig, batch_seed, check_seed, sample_tokens
 
-# A pipeline folder's components and the bundle kind of each. The sketch tokenizer is a VQ
-# autoencoder like stage 1 (bundle kind "vqgan") in the role "sketch-vq".
-COMPONENTS = {"transformer": "transformer", "vqgan": "vqgan", "sketch-vq": "vqgan", "maskclip": "maskclip",
-              "segmenter": "segmenter"}
 # Sampling defaults when a pipeline records none (tuned on the shipped SynthFashion model).
 DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, top_k=100, top_p=None, guidance=3.0)
 
@@ -95,7 +78,10 @@ class ArmaniPipeline:
     tokenizer: CaptionTokenizer
     sampling: SamplingConfig = field(default_factory=lambda: DEFAULT_SAMPLING)
     path: Path | None = None
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)   # a pipeline folder's armani.json, or {"source": the run}
+    # Loaded from a pipeline folder: component -> what its bundle recorded of its training
+    # ("trained_steps", "last_training"), carried into an export; None for a stage-2 run.
+    provenance: dict | None = None
 
     @property
     def image_size(self) -> int:
@@ -202,7 +188,7 @@ class ArmaniPipeline:
                                 cfg)
 
 
-#: The earlier name of ArmaniPipeline, still accepted.
+#: Another name of ArmaniPipeline, for code that imports it by the name it first had.
 Generator = ArmaniPipeline
 
 
@@ -233,7 +219,7 @@ def _checked(cfg: SamplingConfig) -> SamplingConfig:
 def shipped_model() -> Path | None:
     """The SynthFashion pipeline inside the installed package, if this build has one."""
     p = Path(str(resources.files("armani") / "pretrained" / "synthfashion"))
-    return p if (p / PIPELINE_FILE).is_file() else None
+    return p if pipeline_dir(p) == p else None
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -277,13 +263,16 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device | Non
 
 
 def _load_pipeline(path: Path, device) -> ArmaniPipeline:
-    image, sketch, meta = pipeline_tokenizers(path, device)
-    if not meta["components"].get("transformer"):
+    folder = read_pipeline(path, device)
+    if "transformer" not in folder.models:
         raise UserError(f"{path / PIPELINE_FILE}: names no transformer, so it cannot generate")
-    transformer = load_bundle(component_dir(path, meta["components"]["transformer"]), "transformer", device).model
-    sampling = _recorded_sampling(path, meta.get("sampling"))
+    image, sketch = tokenizers_of(folder)
+    transformer = folder.models["transformer"]
+    sampling = _recorded_sampling(path, folder.meta.get("sampling"))
     check_fit(path, transformer, image, sketch, image.tokenizer)
-    return ArmaniPipeline(transformer, image, sketch, image.tokenizer, sampling, path, meta)
+    provenance = {name: {k: c[k] for k in ("trained_steps", "last_training") if k in c}
+                  for name, c in folder.configs.items()}
+    return ArmaniPipeline(transformer, image, sketch, image.tokenizer, sampling, path, folder.meta, provenance)
 
 
 def _recorded_sampling(path: Path, rec) -> SamplingConfig:
@@ -323,19 +312,14 @@ def check_fit(where: Path, transformer: CrossModalTransformer, image: ImageToken
         raise UserError(f"{where}: the models do not fit each other: {'; '.join(wrong)}")
 
 
-def _component_provenance(model, g: ArmaniPipeline) -> tuple[dict, dict | None]:
-    """name -> {"trained_steps", "last_training"} for each component, and the dataset facts,
-    from a stage-2 run (its bundles, their parents and the token folder) or a pipeline folder
-    (what its own files recorded at its export)."""
+def _component_provenance(g: ArmaniPipeline) -> tuple[dict, dict | None]:
+    """name -> {"trained_steps", "last_training"} for each component, and the dataset facts:
+    what a pipeline folder's files recorded at its export, or, for a stage-2 run, read from
+    its bundles, their parents and the token folder."""
     from ..report.modelcard import dataset_facts, last_training_record
-    pipe = pipeline_dir(model)
-    if pipe is not None:
-        out = {}
-        for name, sub in g.info.get("components", {}).items():
-            c = json.loads((pipe / sub / "config.json").read_text())
-            out[LEGACY_COMPONENTS.get(name, name)] = {k: c[k] for k in ("trained_steps", "last_training") if k in c}
-        return out, g.info.get("trained_on")
-    dirs: dict[str, Path] = {"transformer": resolve_bundle(model)}
+    if g.provenance is not None:
+        return g.provenance, g.info.get("trained_on")
+    dirs: dict[str, Path] = {"transformer": resolve_bundle(g.path)}
     metas = {"transformer": json.loads((dirs["transformer"] / "config.json").read_text())}
     def follow(child: str, name: str, as_name: str | None = None) -> None:
         rec = (metas.get(child, {}).get("parents") or {}).get(name)
@@ -376,29 +360,14 @@ def _write_pipeline(g: ArmaniPipeline, out, half: bool, sampling: dict | None, a
     mods = {"transformer": g.transformer, "vqgan": st.vq, "sketch-vq": sk.vq if sk else None,
             "maskclip": st.maskclip, "segmenter": st.segmenter}
     mods = {k: m for k, m in mods.items() if m is not None}
-    trained, data = _component_provenance(g.path, g) if g.path is not None else ({}, None)
-    with atomic_dir(out, "pipeline") as tmp:
-        for name, m in mods.items():
-            (tmp / name).mkdir()
-            state = state_tensors(m)
-            if half:
-                state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-            save_file(state, str(tmp / name / WEIGHTS))
-            cmeta = {**bundle_meta(COMPONENTS[name], m.cfg), **(trained.get(name) or {})}
-            (tmp / name / "config.json").write_text(json.dumps(cmeta, indent=2) + "\n")
-        g.tokenizer.save(tmp / "tokenizer.json")
-        keep = {k: g.info[k] for k in ("name", "trained_by", "note", "measured") if k in g.info} \
-            if g.path is not None and pipeline_dir(g.path) is not None else {}
-        meta = {"format": PIPELINE_FORMAT, "name": Path(out).name, "components": {k: k for k in mods},
-                "image_size": g.image_size, "max_text_len": g.image_tokenizer.max_text_len,
-                "sampling": {**asdict(g.sampling), **(sampling or {})},
-                "weights_dtype": "float16" if half else "float32",
-                "transformer_sha256": sha256_file(tmp / "transformer" / WEIGHTS),
-                **({"trained_on": data} if data else {}), **keep, **(about or {}),
-                **({"measured": measured} if measured else {})}
-        (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / "README.md").write_text(model_card(tmp))
-    return Path(out)
+    trained, data = _component_provenance(g) if g.path is not None else ({}, None)
+    keep = {k: g.info[k] for k in ("name", "trained_by", "note", "measured") if k in g.info} \
+        if g.provenance is not None else {}
+    fields = {"image_size": g.image_size, "max_text_len": g.image_tokenizer.max_text_len,
+              "sampling": {**asdict(g.sampling), **(sampling or {})}}
+    extra = {**({"trained_on": data} if data else {}), **keep, **(about or {}),
+             **({"measured": measured} if measured else {})}
+    return write_pipeline(out, mods, g.tokenizer.save, fields, extra, half, model_card, trained)
 
 
 # --- conditions -------------------------------------------------------------------------

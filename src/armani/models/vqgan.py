@@ -13,10 +13,11 @@ lookup can shrink the word away); the word goes through a fixed random orthonorm
 projection P (a learned one could map every word onto one vector, a constant offset that
 carries no words) and is rescaled to the visual vector's length, so
 z~_i = (z_i + |z_i| P x_j* / |P x_j*|) / 2 and each term is half of the fused vector.
-`fusion_mode: "legacy"` is the earlier form, kept so that bundles trained with it load:
-a learned, unnormalised projection averaged with the encoder output before `quant_conv`
-(the word was about 7% of the visual feature's norm, and swapping the caption for another
-garment's changes under 10% of the codes: docs/results.md).
+`fusion_mode: "legacy"` averages a learned, unnormalised projection of the word with the
+encoder output before `quant_conv`; bundles whose config has no `fusion_mode` were trained
+with it and load in it. It lets the word shrink: there it is about 7% of the visual
+feature's norm, and swapping the caption for another garment's changes under 10% of the
+codes (docs/results.md).
 
 Fusion at background positions: a mask token that covers only background is not a token
 MaskCLIP can match (it never wins nor enters a similarity), so those latents are left

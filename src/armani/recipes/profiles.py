@@ -31,7 +31,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # The sketch reaches stage 2 through its aligned inputs only (each image token's input
         # gets the sketch token over its cell, and the partial token at it): sketch-only
         # samples follow the outline (docs/results.md, "Does each mode follow its condition?")
-        # and the sequence is 177 positions (194 with the old 4 x 4 sketch in it, 242 with an
+        # and the sequence is 177 positions (194 with a 4 x 4 sketch in it, 242 with an
         # 8 x 8 one), which pays for 550 steps.
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4, "aligned": True,
                                   "sketch_in_sequence": False},

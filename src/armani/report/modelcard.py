@@ -67,7 +67,8 @@ def model_card(pipe: Path) -> str:
     `trained_on`, `measured`) and each component's config.json (`trained_steps`,
     `last_training`) and weights."""
     from ..formats.bundle import WEIGHTS
-    meta = json.loads((pipe / "armani.json").read_text())
+    from ..formats.pipeline import read_pipeline_meta
+    meta = read_pipeline_meta(pipe)
     data, metrics = meta.get("trained_on"), meta.get("measured")
     name = meta.get("name") or pipe.name
     size, s = meta["image_size"], meta["sampling"]
@@ -145,12 +146,7 @@ def write_card(pipe: str | Path) -> Path:
 
 def record_measured(pipe: str | Path, measured: dict) -> None:
     """Merge figures (component -> figure -> value) into the folder's armani.json and its card."""
-    from ..formats.fsutil import atomic_write_text
+    from ..formats.pipeline import record_figures
     pipe = Path(pipe)
-    meta = json.loads((pipe / "armani.json").read_text())
-    merged = meta.get("measured") or {}
-    for comp, figs in measured.items():
-        merged.setdefault(comp, {}).update(figs)
-    meta["measured"] = merged
-    atomic_write_text(pipe / "armani.json", json.dumps(meta, indent=2) + "\n")
+    record_figures(pipe, measured)
     write_card(pipe)

@@ -7,7 +7,7 @@ accumulation from the config. What it guarantees:
 - data order is a pure function of (seed, epoch, position): each global batch is a slice
   of a seeded permutation, and each rank takes its own part of it, so a run with 2
   processes sees the same global batches as a run with 1 process and twice the batch;
-- checkpoints every `checkpoint_every` steps, written to a temporary directory and renamed,
+- checkpoints (`train.checkpoint`) every `checkpoint_every` steps, written to a temporary directory and renamed,
   keeping the last `keep_last`; `resume=True` restores weights, optimizer, RNG state and
   data position, so a run killed at any moment and resumed ends with the same weights as
   one never interrupted;
@@ -30,18 +30,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import TrainConfig, to_dict
 from ..data.dataset import loader_workers
 from ..errors import UserError
-from ..formats.bundle import WEIGHTS, bundle_meta, save_bundle, state_tensors, unwrap
-from ..formats.fsutil import acquire_lock, atomic_write_text, describe, install_dir, output_kind, release_lock
+from ..formats.bundle import bundle_meta, save_bundle, state_tensors, unwrap
+from ..formats.fsutil import acquire_lock, atomic_write_text, describe, output_kind, release_lock
 from ..progress import bar
-
-TRAIN_ONLY = "train-only.safetensors"  # checkpoint weights that are not part of the model bundle
+from .checkpoint import (
+    checkpoints,
+    install,
+    read_state,
+    restore_optimizer,
+    restore_rng,
+    save_rng,
+    staging,
+    write_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,47 +132,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-# --- checkpoint state: safetensors for tensors, JSON for the rest -------------------------
-
-def _optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, {"param_groups": groups, "scalars": scalars}
-
-
-def _optimizer_from_files(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    for key, v in meta["scalars"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _rng_tensors() -> dict[str, torch.Tensor]:
-    out = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state()
-    return out
-
-
-def _restore_rng(t: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(t["torch"])
-    if "cuda" in t and torch.cuda.is_available():
-        torch.cuda.set_rng_state(t["cuda"])
-
-
 def _enough_gpus() -> bool:
     """Whether every process of this machine gets a GPU of its own. With more processes than
     GPUs (torchrun --nproc_per_node 4 on a 1-GPU machine) all of them train on the CPU with
@@ -199,13 +165,6 @@ def deterministic_kernels(on: bool):
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
-
-
-def checkpoints(run: Path) -> list[Path]:
-    d = run / "checkpoints"
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.glob("step-*") if (p / "trainer.json").is_file())
 
 
 @dataclass
@@ -347,33 +306,20 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------
     def _save(self, model, opt, step: int, epoch: int, micro: int, elapsed: float) -> None:
-        ck = self.run / "checkpoints"
-        final = ck / f"step-{step:08d}"
-        tmp = ck / f".step-{step:08d}.tmp"
+        tmp, final = staging(self.run, step)
         if self.acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         self.acc.wait_for_everyone()
-        save_file(_rng_tensors(), str(tmp / f"rng-rank{self.rank}.safetensors"))
+        save_rng(tmp, self.rank)
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             weights, rest = self._split(state_tensors(model))
-            save_file(weights, str(tmp / WEIGHTS))
-            if rest:
-                save_file(rest, str(tmp / TRAIN_ONLY))
-            tensors, meta = _optimizer_to_files(opt)
-            save_file(tensors, str(tmp / "optimizer.safetensors"))
             # A checkpoint is a usable bundle too: parents and extra files as in model/.
             bundle = bundle_meta(self.task.kind, self.task.model_config, self.task.preprocessing, self.task.parents)
-            (tmp / "config.json").write_text(json.dumps(bundle, indent=2) + "\n")
-            for name, text in self.task.files.items():
-                (tmp / name).write_text(text)
-            (tmp / "trainer.json").write_text(json.dumps({
-                "step": step, "epoch": epoch, "micro": micro, "elapsed": elapsed, "world_size": self.world,
-                "optimizer": meta}, indent=2) + "\n")
-            install_dir(tmp, final)
-            for old in checkpoints(self.run)[:-self.cfg.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+            write_state(tmp, weights, rest, opt, bundle, self.task.files,
+                        {"step": step, "epoch": epoch, "micro": micro, "elapsed": elapsed, "world_size": self.world})
+            install(tmp, final, self.run, self.cfg.keep_last)
             was_training = model.training
             self.task.on_checkpoint(unwrap(model), step, self.run)
             model.train(was_training)
@@ -407,16 +353,10 @@ class Trainer:
 
     def _load(self, model, opt) -> tuple[int, int, int, float]:
         ck = self.resume_from
-        meta = json.loads((ck / "trainer.json").read_text())
-        state = {self.task.export_prefix + k: v for k, v in load_file(str(ck / WEIGHTS)).items()}
-        if (ck / TRAIN_ONLY).is_file():
-            state.update(load_file(str(ck / TRAIN_ONLY)))
+        state, meta = read_state(ck, self.task.export_prefix)
         unwrap(model).load_state_dict(state)
-        _optimizer_from_files(opt, load_file(str(ck / "optimizer.safetensors")), meta["optimizer"])
-        rng = ck / f"rng-rank{self.rank}.safetensors"
-        if rng.is_file() and meta["world_size"] == self.world:
-            _restore_rng(load_file(str(rng)))
-        else:
+        restore_optimizer(opt, ck, meta)
+        if meta["world_size"] != self.world or not restore_rng(ck, self.rank):
             log.warning("resuming with %d processes from a run with %d: random state is reseeded",
                         self.world, meta["world_size"])
             torch.manual_seed(self.cfg.seed + 7919 * self.rank + meta["step"])

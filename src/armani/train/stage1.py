@@ -13,8 +13,9 @@ from ..config import TrainConfig, stage_configs, to_dict
 from ..data.dataset import GarmentDataset, dataset_tokenizer
 from ..data.tokenizer import CaptionTokenizer
 from ..errors import UserError
-from ..formats.bundle import load_bundle, resolve_bundle, unwrap
+from ..formats.bundle import unwrap
 from ..formats.dataset import read_meta
+from ..formats.pipeline import load_model
 from ..losses.vq import (
     FeaturePerceptual,
     VQGANLossConfig,
@@ -190,7 +191,7 @@ def vqgan_task(data: str | os.PathLike, config=None, *, maskclip: str | os.PathL
     parents: dict[str, str] = {}
     tok, max_len = None, train_cfg.max_text_len
     if maskclip is not None:
-        mb = load_bundle(maskclip, "maskclip")
+        mb = load_model(maskclip, "maskclip")
         mc = mb.model.cfg
         if mc.patch != model_cfg.factor or mc.image_size != model_cfg.image_size:
             raise UserError(f"MaskCLIP's patch grid ({mc.image_size} px / {mc.patch}) must match the VQGAN's "
@@ -199,11 +200,11 @@ def vqgan_task(data: str | os.PathLike, config=None, *, maskclip: str | os.PathL
         tok = CaptionTokenizer.from_file(mb.path / mb.meta["preprocessing"].get("tokenizer", "tokenizer.json"))
         max_len = mc.max_text_len
         model_cfg = replace(model_cfg, text_dim=mc.embed_dim)
-        parents["maskclip"] = str(resolve_bundle(maskclip))
+        parents["maskclip"] = str(mb.path)
     if segmenter is not None:
-        sb = load_bundle(segmenter, "segmenter")
+        sb = load_model(segmenter, "segmenter")
         frozen.segmenter = sb.model.requires_grad_(False).eval()
-        parents["segmenter"] = str(resolve_bundle(segmenter))
+        parents["segmenter"] = str(sb.path)
     if loss_cfg.perceptual == "segmenter":
         frozen.perceptual = FeaturePerceptual(frozen.segmenter.features)
     elif loss_cfg.perceptual == "vgg16":

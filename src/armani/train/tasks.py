@@ -12,8 +12,8 @@ from torch import nn
 from ..config import TrainConfig, stage_configs
 from ..data.dataset import IGNORE_INDEX, GarmentDataset, dataset_tokenizer
 from ..data.tokenizer import CaptionTokenizer
-from ..formats.bundle import load_bundle
 from ..formats.dataset import read_meta
+from ..formats.pipeline import load_model
 from ..models.fusion import predicted_or_true_masks
 from ..models.maskclip import MaskCLIP, MaskCLIPConfig
 from ..models.segmenter import Segmenter, SegmenterConfig
@@ -96,7 +96,7 @@ class MaskCLIPTask(Task):
         if self.segmenter is None or bool(batch["has_mask"].all()):
             return batch["mask"]
         if self._seg is None:
-            self._seg = load_bundle(self.segmenter, "segmenter").model.requires_grad_(False).eval()
+            self._seg = load_model(self.segmenter, "segmenter").model.requires_grad_(False).eval()
         return predicted_or_true_masks(batch, self._seg.to(batch["mask"].device))
 
     def compute_loss(self, model, batch):
