@@ -231,6 +231,8 @@ def read_bundle(b: Path, kind: str | None = None, device: str | torch.device = "
     match the model the config describes (built on the meta device first, so a config
     claiming a huge model costs no memory)."""
     cfg_file = b / "config.json"
+    if not (cfg_file.is_file() and (b / WEIGHTS).is_file()):  # missing, or not a readable file (a link loop)
+        raise MissingInput(f"no model bundle at {b} (expected config.json + {WEIGHTS})")
     try:
         meta = json.loads(cfg_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
