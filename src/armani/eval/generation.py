@@ -236,11 +236,10 @@ def model_scorers(g) -> tuple[str | None, str | None]:
     """The MaskCLIP and segmenter a pipeline carries (its stage-1 fusion models), if any."""
     st = g.image_tokenizer
     from ..formats.bundle import load_bundle
-    from ..formats.pipeline import component_dir, pipeline_dir, read_pipeline_meta
-    if g.path is not None and pipeline_dir(g.path) == g.path:
-        parts = read_pipeline_meta(g.path)["components"]
+    if g.provenance is not None:  # loaded from a pipeline folder: its armani.json as read (and checked) at load
+        parts = g.info["components"]
         mc, seg = parts.get("maskclip"), parts.get("segmenter")
-        return (str(component_dir(g.path, mc)) if mc else None), (str(component_dir(g.path, seg)) if seg else None)
+        return (str(g.path / mc) if mc else None), (str(g.path / seg) if seg else None)
     parents = load_bundle(st.path, "vqgan").meta.get("parents", {})
     return (parents.get("maskclip", {}).get("path"), parents.get("segmenter", {}).get("path"))
 
