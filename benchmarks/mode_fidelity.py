@@ -1,7 +1,7 @@
 """Does each generation mode follow its condition? The `eval.fidelity` figures of one model
 in all five modes, with partial images kept exactly and softly.
 
-    python benchmarks/mode_fidelity.py MODEL DATA [--n 24] [--samples 2] [--json OUT]
+    python benchmarks/mode_fidelity.py MODEL DATA [--n 48] [--samples 2] [--json OUT]
 
 MODEL: a pipeline folder (or anything `armani.load` takes); DATA: a dataset whose `val`
 split gives the garments (the first `n`). The figures are those `armani eval generate --mode
@@ -25,7 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
     ap.add_argument("data")
-    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()

@@ -292,7 +292,7 @@ def category_judge(judge, data: str | os.PathLike, device=None, loaded=None, rep
     return (loaded if loaded is not None else Judge(judge, device or "cpu")), info
 
 
-def fidelity_by_mode(model, data: str | os.PathLike, modes=None, split: str = "val", n: int = 24, samples: int = 2,
+def fidelity_by_mode(model, data: str | os.PathLike, modes=None, split: str = "val", n: int = 48, samples: int = 2,
                      seed: int = 0, progress=None, judge="auto") -> dict:
     """mode -> `mode_fidelity` on the split's first `n` prompts, `samples` images each: whether
     each generation mode follows its condition, beside its ceiling. The category is read by

@@ -172,7 +172,7 @@ class _Quickstart:
         record_measured(self.out / "model", {"generation": {"colour_accuracy": rep["accuracy"]}})
 
     def fidelity(self) -> None:
-        """Does each generation mode follow its condition (val, 24 garments, 2 samples each)?"""
+        """Does each generation mode follow its condition (val, 48 garments, 2 samples each)?"""
         from ..eval.generation import fidelity_by_mode
         from ..inference.modes import MODES
         from ..report.modelcard import record_measured
