@@ -18,26 +18,27 @@ import collections
 import json
 
 import numpy as np
+import torch
 
 from armani.data.vocab import CATEGORIES
 from armani.eval.fidelity import reconstructions
 from armani.eval.generation import load_prompts
 from armani.eval.judge import Judge, shipped_judge
+from armani.eval.recon import psnr
 from armani.inference.image_tokens import load_image_tokenizer
 from armani.inference.pipeline import load
 
 
 def measure(g, prompts, judge) -> dict:
-    real = np.stack([p.image for p in prompts]).astype(np.float64)
+    real = torch.from_numpy(np.stack([p.image for p in prompts])) / 255.0
     truth = np.array([CATEGORIES.index(p.attributes["category"]) for p in prompts])
     out = {}
     for fuse in (True, False):
         rec = reconstructions(g, prompts, fuse=fuse)
         read = judge.read(rec)["category"]
-        mse = np.maximum(((rec.astype(np.float64) - real) ** 2).mean(axis=(1, 2, 3)), 1e-10)
         key = "fused" if fuse else "plain"
         out[key] = {"category": float((read == truth).mean()),
-                    "psnr": float(np.mean(10 * np.log10(255.0 ** 2 / mse)))}
+                    "psnr": float(psnr(torch.from_numpy(rec) / 255.0, real).mean())}
         if fuse:
             out["confusions"] = collections.Counter(
                 f"{CATEGORIES[a]} as {CATEGORIES[b]}" for a, b in zip(truth, read) if a != b).most_common(6)
