@@ -412,3 +412,20 @@ def test_text_code_change_on_a_toy_model(synth_ds, tiny_parents):
     words = probe(1.0)
     assert 0 < words["swapped"] <= words["positions"] and words["removed"] > 0
     assert probe(1.0, same=True)["swapped"] == 0
+
+
+def test_perceptual_every_skips_steps(synth_ds, tiny_parents, tmp_path):
+    from torch.utils.data import default_collate
+
+    from armani.train.stage1 import vqgan_task
+    vq_model = {"image_size": 48, "channels": [8, 8, 16, 16], "z_channels": 16, "num_codes": 32, "code_dim": 4}
+    cfg = _write_cfg(tmp_path / "v.json", vq_model, {"disc_weight": 0.0, "perceptual_every": 3})
+    task, _ = vqgan_task(synth_ds, cfg, maskclip=tiny_parents / "clip", segmenter=tiny_parents / "seg")
+    model = task.build_model()
+    ds = task.train_dataset()
+    batch = default_collate([ds[i] for i in range(2)])
+    seen = []
+    for step in range(4):
+        task.step = step
+        seen.append("perceptual" in task.compute_loss(model, batch))
+    assert seen == [True, False, False, True]

@@ -28,6 +28,7 @@ class VQGANLossConfig:
     l1_weight: float = 1.0
     perceptual_weight: float = 1.0
     perceptual: str = "segmenter"   # "segmenter", "vgg16" (needs vgg_weights) or "none"
+    perceptual_every: int = 1       # the perceptual term on every Nth step only (at its weight as given)
     vgg_weights: str | None = None  # local .safetensors with torchvision's VGG16 key names
     disc_weight: float = 0.5
     disc_start: int = 1000          # optimizer steps before the adversarial terms switch on

@@ -139,7 +139,8 @@ class VQGANTask(Task):
         l1 = balanced_l1(x.float(), recon) if lc.balance_edges else (x.float() - recon).abs().mean()
         rec = lc.l1_weight * l1
         terms = {"l1": l1.detach()}
-        if fz.perceptual is not None and lc.perceptual_weight > 0:
+        if (fz.perceptual is not None and lc.perceptual_weight > 0 and lc.perceptual_every > 0
+                and self.step % lc.perceptual_every == 0):
             p = fz.perceptual(recon, x.float())
             rec = rec + lc.perceptual_weight * p
             terms["perceptual"] = p.detach()
