@@ -41,7 +41,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # sketch in 70% of the training sequences (the preset's 40% left sketch-only samples
         # 0.05 above text-only in silhouette IoU, 0.09 with 70%; docs/results.md). Eq. 14 on
         # every 16th step (such a step costs about 2.7 plain ones): 1,100 steps with it on
-        # every 8th took about 55 s more and did no better on 96 garments.
+        # every 8th cost about 55 s more (from 96-step timings) and did no better on 96 garments.
         "transformer": {"model": {"width": 128, "layers": 4, "heads": 4, "aligned": True,
                                   "sketch_in_sequence": False},
                         "loss": {"semantic_every": 16, "p_sketch": 0.7},
