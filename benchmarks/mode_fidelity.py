@@ -12,10 +12,10 @@ table. Nothing here asserts a figure.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 
+from armani.cli.common import write_json
 from armani.eval.fidelity import FIDELITY
 from armani.eval.generation import fidelity_by_mode
 from armani.inference.pipeline import load
@@ -40,9 +40,7 @@ def main() -> None:
         for mode, r in out[keep]["modes"].items():
             cells = [f"{k} {r[k]:.3f} ({r['ceiling'][k]:.3f})" for k in FIDELITY if r[k] is not None]
             print(f"  {mode:13s} " + ", ".join(cells))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(a.json, out)
 
 
 if __name__ == "__main__":

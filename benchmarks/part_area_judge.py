@@ -13,12 +13,12 @@ accuracy of 0.79-0.88. Nothing here asserts a figure.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from armani.cli.common import write_json
 from armani.data.dataset import GarmentDataset
 from armani.formats.pipeline import load_model
 from armani.labels import LABELS
@@ -91,9 +91,7 @@ def main() -> None:
         extra = f"  reconstructions {r['test_reconstructions']:.3f}" if pr is not None else ""
         print(f"{name:10s} t {t:4d} px  val {r['val']:.3f}  test {r['test']:.3f}{extra}  (in {r['test_share']:.0%} of test)")
     print(f"{len(pv)} val and {len(pt)} test images at {a.size} px")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(a.json, out)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 
 import numpy as np
 import torch
 
+from armani.cli.common import write_json
 from armani.data.vocab import CATEGORIES
 from armani.eval.fidelity import reconstructions
 from armani.eval.generation import load_prompts
@@ -65,9 +65,7 @@ def main() -> None:
               f"PSNR {r['fused']['psnr']:.2f} / {r['plain']['psnr']:.2f} dB; "
               + ", ".join(f"{k} {v}" for k, v in r["confusions"]), flush=True)
     print(f"{len(prompts)} val garments of {a.data}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
+    write_json(a.json, results)
 
 
 if __name__ == "__main__":
