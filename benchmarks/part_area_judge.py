@@ -26,6 +26,12 @@ from armani.labels import LABELS
 THRESHOLDS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 
+def label_areas(seg, x: torch.Tensor) -> np.ndarray:
+    """(N, labels): the pixels the segmenter gives each label in each image of `x`."""
+    p = seg(x).argmax(1)
+    return torch.stack([(p == k).sum((1, 2)) for k in range(len(LABELS))], 1).numpy()
+
+
 @torch.no_grad()
 def part_areas(seg, data: str, split: str, size: int, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(predicted pixels per label, whether the true mask has the label), each (N, labels)."""
@@ -33,9 +39,8 @@ def part_areas(seg, data: str, split: str, size: int, batch: int = 64) -> tuple[
     pred, truth = [], []
     for i in range(0, len(ds), batch):
         items = [ds[j] for j in range(i, min(i + batch, len(ds)))]
-        p = seg(torch.stack([d["image"] for d in items])).argmax(1)
         m = torch.stack([d["mask"] for d in items])
-        pred.append(torch.stack([(p == k).sum((1, 2)) for k in range(len(LABELS))], 1).numpy())
+        pred.append(label_areas(seg, torch.stack([d["image"] for d in items])))
         truth.append(torch.stack([(m == k).any(2).any(1) for k in range(len(LABELS))], 1).numpy())
     return np.concatenate(pred), np.concatenate(truth)
 
@@ -56,10 +61,7 @@ def recon_areas(seg, pipeline: str, data: str, split: str, size: int) -> tuple[n
     idx = Index(data, split)
     masks = np.stack([letterbox(read_mask(Path(data) / idx[i]["mask"]), size, fill=0, nearest=True)
                       for i in range(len(prompts))])
-    pred = []
-    for i in range(0, len(rec), 64):
-        p = seg(torch.stack([to_unit(im) for im in rec[i:i + 64]])).argmax(1)
-        pred.append(torch.stack([(p == k).sum((1, 2)) for k in range(len(LABELS))], 1).numpy())
+    pred = [label_areas(seg, torch.stack([to_unit(im) for im in rec[i:i + 64]])) for i in range(0, len(rec), 64)]
     return np.concatenate(pred), np.stack([(masks == k).any((1, 2)) for k in range(len(LABELS))], 1)
 
 
